@@ -1,0 +1,188 @@
+//! The command line, as clap types. Raw arguments only: `commands` turns them into actions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::graph::GraphFormat;
+
+/// Declarative data pipelines: YAML in, DataFusion plans over Arrow out.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about, long_about = None)]
+pub struct Cli {
+    /// Log and summary format: `text` for people, `json` (one object per line) for CI.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ETL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Colour in messages: auto (on a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Template inputs shared by the commands that load a pipeline.
+#[derive(Debug, Clone, Args, Default)]
+pub struct VarArgs {
+    /// Set a var: `--var name=value` (repeatable; wins over `--vars-file` and the file).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// A YAML file of vars (wins over the pipeline's defaults).
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// The logical date `ds` (YYYY-MM-DD); default: today, UTC.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pipelines.
+    Run(RunArgs),
+    /// Check pipelines without moving data: YAML, keys, templates, references, cycles, SQL.
+    Validate(ValidateArgs),
+    /// Show the optimised logical and physical plans.
+    Explain(ExplainArgs),
+    /// Print the dependency graph.
+    Graph(GraphArgs),
+    /// Show the first rows of a source or transform.
+    Preview(PreviewArgs),
+    /// Run the pipelines' tests (fixtures in, expected rows out).
+    Test(TestArgs),
+    /// Print the JSON Schema of the pipeline format.
+    Schema,
+    /// Scaffold a pipeline repository.
+    Init(InitArgs),
+}
+
+/// `etl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline files.
+    #[arg(required = true)]
+    pub pipelines: Vec<PathBuf>,
+    /// Vars and date.
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Backfill: first logical date (with --to); runs once per date.
+    #[arg(
+        long,
+        value_name = "YYYY-MM-DD",
+        requires = "to",
+        conflicts_with = "date"
+    )]
+    pub from: Option<String>,
+    /// Backfill: last logical date, included.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<String>,
+    /// Run only these sinks and what they need (repeatable). A source or transform name
+    /// selects the sinks that read it.
+    #[arg(long, value_name = "NAME")]
+    pub select: Vec<String>,
+    /// Plan everything and run no query: nothing is read or written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Memory limit for queries (`2GiB`, `512MB`); past it, operators spill to disk.
+    #[arg(long, value_name = "SIZE", env = "ETL_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+    /// Folder for spill files (default: the system temp folder).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Partitions per query (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `etl validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Pipeline files.
+    #[arg(required = true)]
+    pub pipelines: Vec<PathBuf>,
+    /// Vars and date.
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Treat an unset `env()` variable without default as an error, not a warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `etl explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// A transform, source or sink; every sink when absent.
+    pub name: Option<String>,
+    /// Vars and date.
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// `etl graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+    /// Vars and date.
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// `etl preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// A source or transform.
+    pub name: String,
+    /// How many rows.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Vars and date.
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// `etl test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Pipeline files.
+    #[arg(required = true)]
+    pub pipelines: Vec<PathBuf>,
+    /// Run only the tests with these names.
+    #[arg(long = "name", value_name = "TEST")]
+    pub names: Vec<String>,
+}
+
+/// `etl init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to scaffold (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,272 @@
+//! `etl validate`, `explain`, `graph` and `preview`: looking at a pipeline without running it.
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::physical_plan::displayable;
+
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id};
+use crate::cli::{ExplainArgs, GraphArgs, LogFormat, PreviewArgs, ValidateArgs};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::engine::{EngineOptions, session};
+use crate::model::Pipeline;
+use crate::plan::{PlanError, Planned, SourceMode, plan};
+use crate::template::EnvMode;
+
+/// `etl validate`: everything short of moving data, every problem at once.
+pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
+    let mut worst = EXIT_OK;
+    for file in &args.pipelines {
+        let mode = if args.strict {
+            EnvMode::Strict
+        } else {
+            EnvMode::Placeholder
+        };
+        let opts = match load_options(&args.vars, None, mode, &new_run_id()) {
+            Ok(o) => o,
+            Err(d) => {
+                out.diagnostic(&d);
+                return EXIT_INVALID;
+            }
+        };
+        let code = match load_pipeline(file, &opts, out) {
+            Ok(p) => validate_planned(&p, out).await,
+            Err(code) => code,
+        };
+        if code == EXIT_OK && out.format == LogFormat::Text {
+            println!("{}: valid", file.display());
+        } else if out.format == LogFormat::Json {
+            out.json(serde_json::json!({"event": "validate", "file": file.display().to_string(), "valid": code == EXIT_OK}));
+        }
+        worst = worst.max(code);
+    }
+    worst
+}
+
+async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
+    let ctx = match session(&EngineOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            out.diagnostic(&Diagnostic::error(format!("cannot start the engine: {e}")));
+            return EXIT_FAILED;
+        }
+    };
+    let planned = match plan(ctx, p, SourceMode::Lenient, None).await {
+        Ok(pl) => pl,
+        Err(PlanError::Invalid(mut d)) => {
+            d.sort();
+            out.diagnostics(&d);
+            return EXIT_INVALID;
+        }
+        Err(PlanError::Source(_, d)) => {
+            out.diagnostic(&d);
+            return EXIT_FAILED;
+        }
+    };
+    out.diagnostics(&planned.warnings);
+    let mut diags = Diagnostics::default();
+    for c in &p.checks {
+        let Ok(df) = planned.ctx.table(c.target.as_str()).await else {
+            continue;
+        };
+        if let Err(e) = crate::check::failing_rows(df, &c.kind) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "check `{}`: {}",
+                    c.name,
+                    crate::plan::clean_message(&e.to_string())
+                ))
+                .in_file(&p.file)
+                .at_path(c.yaml_path.clone())
+                .at(p.pos(&c.yaml_path)),
+            );
+        }
+    }
+    for s in p.sinks.values() {
+        let Some(schema) = planned.schemas.get(&s.from) else {
+            continue;
+        };
+        for col in &s.partition_by {
+            if schema.field_with_name(col).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let path = format!("{}.partition_by", s.yaml_path);
+                let mut d = Diagnostic::error(format!(
+                    "partition column `{col}` is not a column of `{}`",
+                    s.from
+                ))
+                .in_file(&p.file)
+                .at_path(path.clone())
+                .at(p.pos(&path));
+                d = d.with_help(
+                    did_you_mean(col, names.iter().copied())
+                        .unwrap_or_else(|| format!("columns: {}", names.join(", "))),
+                );
+                diags.push(d);
+            }
+        }
+    }
+    if diags.has_errors() {
+        out.diagnostics(&diags);
+        return EXIT_INVALID;
+    }
+    EXIT_OK
+}
+
+async fn planned(
+    args: &crate::cli::VarArgs,
+    file: &std::path::Path,
+    out: Output,
+) -> Result<(Pipeline, Planned), u8> {
+    let opts = load_options(args, None, EnvMode::Strict, &new_run_id()).map_err(|d| {
+        out.diagnostic(&d);
+        EXIT_INVALID
+    })?;
+    let p = load_pipeline(file, &opts, out)?;
+    let ctx = session(&EngineOptions::default()).map_err(|e| {
+        out.diagnostic(&Diagnostic::error(format!("cannot start the engine: {e}")));
+        EXIT_FAILED
+    })?;
+    match plan(ctx, &p, SourceMode::Strict, None).await {
+        Ok(pl) => Ok((p, pl)),
+        Err(PlanError::Invalid(d)) => {
+            out.diagnostics(&d);
+            Err(EXIT_INVALID)
+        }
+        Err(PlanError::Source(_, d)) => {
+            out.diagnostic(&d);
+            Err(EXIT_FAILED)
+        }
+    }
+}
+
+fn unknown_name(p: &Pipeline, name: &str) -> Diagnostic {
+    let all: Vec<&str> = p
+        .sources
+        .keys()
+        .chain(p.transforms.keys())
+        .chain(p.sinks.keys())
+        .map(String::as_str)
+        .collect();
+    let d = Diagnostic::error(format!(
+        "`{name}` is not a source, transform or sink of {}",
+        p.name
+    ));
+    match did_you_mean(name, all.iter().copied()) {
+        Some(h) => d.with_help(h),
+        None => d.with_help(format!("names: {}", all.join(", "))),
+    }
+}
+
+/// `etl explain`: optimised logical and physical plans.
+pub async fn explain(args: &ExplainArgs, out: Output) -> u8 {
+    let (p, planned) = match planned(&args.vars, &args.pipeline, out).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let targets: Vec<(String, String)> = match &args.name {
+        Some(n) if p.sinks.contains_key(n) => vec![(format!("sink {n}"), p.sinks[n].from.clone())],
+        Some(n) if p.is_relation(n) => vec![(n.clone(), n.clone())],
+        Some(n) => {
+            out.diagnostic(&unknown_name(&p, n));
+            return EXIT_INVALID;
+        }
+        None => p
+            .sinks
+            .values()
+            .map(|s| (format!("sink {}", s.name), s.from.clone()))
+            .collect(),
+    };
+    for (label, rel) in targets {
+        let df = match planned.ctx.table(rel.as_str()).await {
+            Ok(df) => df,
+            Err(e) => {
+                out.diagnostic(&Diagnostic::error(e.to_string()));
+                return EXIT_FAILED;
+            }
+        };
+        let state = planned.ctx.state();
+        let logical = match state.optimize(df.logical_plan()) {
+            Ok(l) => l,
+            Err(e) => {
+                out.diagnostic(&Diagnostic::error(format!("cannot optimise `{rel}`: {e}")));
+                return EXIT_FAILED;
+            }
+        };
+        let physical = match state.create_physical_plan(&logical).await {
+            Ok(ph) => ph,
+            Err(e) => {
+                out.diagnostic(&Diagnostic::error(format!("cannot plan `{rel}`: {e}")));
+                return EXIT_FAILED;
+            }
+        };
+        let text = format!(
+            "== {label} ({rel}) ==\n-- logical plan (optimised) --\n{}\n-- physical plan --\n{}",
+            logical.display_indent(),
+            displayable(physical.as_ref()).indent(true)
+        );
+        println!("{}", crate::secrets::redact(&text));
+    }
+    EXIT_OK
+}
+
+/// `etl graph`.
+pub fn graph(args: &GraphArgs, out: Output) -> u8 {
+    let opts = match load_options(&args.vars, None, EnvMode::Placeholder, &new_run_id()) {
+        Ok(o) => o,
+        Err(d) => {
+            out.diagnostic(&d);
+            return EXIT_INVALID;
+        }
+    };
+    match load_pipeline(&args.pipeline, &opts, out) {
+        Ok(p) => {
+            print!(
+                "{}",
+                crate::secrets::redact(&crate::plan::graph::render(&p, args.format))
+            );
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// `etl preview`.
+pub async fn preview(args: &PreviewArgs, out: Output) -> u8 {
+    let (p, planned) = match planned(&args.vars, &args.pipeline, out).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rel = match p.sinks.get(&args.name) {
+        Some(s) => s.from.clone(),
+        None if p.is_relation(&args.name) => args.name.clone(),
+        None => {
+            out.diagnostic(&unknown_name(&p, &args.name));
+            return EXIT_INVALID;
+        }
+    };
+    let result = async {
+        let df = planned.ctx.table(rel.as_str()).await?;
+        df.limit(0, Some(args.limit))?.collect().await
+    }
+    .await;
+    match result {
+        Ok(batches) => {
+            let table = pretty_format_batches(&batches)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            println!("{}", crate::secrets::redact(&table));
+            println!(
+                "{rows} row{} shown (limit {})",
+                if rows == 1 { "" } else { "s" },
+                args.limit
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            out.diagnostic(&Diagnostic::error(format!(
+                "`{rel}`: {}",
+                crate::plan::clean_message(&e.to_string())
+            )));
+            EXIT_FAILED
+        }
+    }
+}

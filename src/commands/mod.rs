@@ -1,0 +1,196 @@
+//! The commands behind the CLI: validated arguments in, an exit code out.
+//!
+//! Exit codes are a contract: 0 success, 1 the run failed (I/O, data, a failed check),
+//! 2 the pipeline or the command line is invalid.
+
+mod init;
+mod inspect;
+mod run;
+mod test;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+
+use crate::cli::{Cli, ColorChoice, Command, LogFormat, VarArgs};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::load::{LoadOptions, load};
+use crate::model::Pipeline;
+use crate::template::{EnvMode, parse_ds};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// The run failed.
+pub const EXIT_FAILED: u8 = 1;
+/// The pipeline or the command line is invalid.
+pub const EXIT_INVALID: u8 = 2;
+
+/// How output is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// Colour in diagnostics.
+    pub color: bool,
+    /// Standard error is a terminal.
+    pub tty: bool,
+}
+
+impl Output {
+    fn new(cli: &Cli) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let color = match cli.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Self {
+            format: cli.log_format,
+            color,
+            tty,
+        }
+    }
+
+    /// Prints diagnostics to standard error (or as JSON lines).
+    pub fn diagnostics(&self, diags: &Diagnostics) {
+        for d in &diags.0 {
+            self.diagnostic(d);
+        }
+        if self.format == LogFormat::Text && diags.error_count() > 1 {
+            eprintln!("{} errors", diags.error_count());
+        }
+    }
+
+    /// Prints one diagnostic.
+    pub fn diagnostic(&self, d: &Diagnostic) {
+        match self.format {
+            LogFormat::Text => eprint!("{}", d.render(self.color)),
+            LogFormat::Json => eprintln!("{}", d.to_json()),
+        }
+    }
+
+    /// Prints a JSON event line to standard output.
+    pub fn json(&self, mut value: serde_json::Value) {
+        crate::secrets::redact_json(&mut value);
+        println!("{value}");
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn execute(cli: Cli) -> ExitCode {
+    let out = Output::new(&cli);
+    init_tracing(out);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let code = runtime.block_on(async {
+        match &cli.command {
+            Command::Run(args) => run::run(args, out).await,
+            Command::Validate(args) => inspect::validate(args, out).await,
+            Command::Explain(args) => inspect::explain(args, out).await,
+            Command::Graph(args) => inspect::graph(args, out),
+            Command::Preview(args) => inspect::preview(args, out).await,
+            Command::Test(args) => test::test(args, out).await,
+            Command::Schema => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::spec::json_schema()).unwrap_or_default()
+                );
+                EXIT_OK
+            }
+            Command::Init(args) => init::init(args, out),
+        }
+    });
+    ExitCode::from(code)
+}
+
+fn init_tracing(out: Output) {
+    let default = match out.format {
+        LogFormat::Json => "etl=info",
+        LogFormat::Text => "etl=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::secrets::RedactingStderr);
+    let _ = match out.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_ansi(out.color).without_time().try_init(),
+    };
+}
+
+/// Parses `--var k=v` arguments.
+pub fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, Diagnostic> {
+    vars.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(
+                Diagnostic::error(format!("--var `{kv}` is not of the form name=value"))
+                    .with_help("write `--var data_dir=/tmp/data`"),
+            ),
+        })
+        .collect()
+}
+
+/// Parses a date argument.
+pub fn parse_date_arg(flag: &str, value: &str) -> Result<NaiveDate, Diagnostic> {
+    parse_ds(value).ok_or_else(|| {
+        Diagnostic::error(format!("{flag} `{value}` is not a date"))
+            .with_help("dates are written YYYY-MM-DD")
+    })
+}
+
+/// Builds load options from the shared arguments.
+pub fn load_options(
+    args: &VarArgs,
+    ds: Option<NaiveDate>,
+    env_mode: EnvMode,
+    run_id: &str,
+) -> Result<LoadOptions, Diagnostic> {
+    let ds = match (ds, &args.date) {
+        (Some(d), _) => d,
+        (None, Some(d)) => parse_date_arg("--date", d)?,
+        (None, None) => chrono::Utc::now().date_naive(),
+    };
+    Ok(LoadOptions {
+        vars: parse_vars(&args.vars)?,
+        vars_file: args.vars_file.clone(),
+        extra_vars: Default::default(),
+        ds,
+        run_id: run_id.to_string(),
+        env_mode,
+    })
+}
+
+/// A new run id.
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Loads and validates a pipeline; prints diagnostics (warnings too) on the way.
+pub fn load_pipeline(file: &Path, opts: &LoadOptions, out: Output) -> Result<Pipeline, u8> {
+    let loaded = match load(file, opts) {
+        Ok(l) => l,
+        Err(mut d) => {
+            d.sort();
+            out.diagnostics(&d);
+            return Err(EXIT_INVALID);
+        }
+    };
+    out.diagnostics(&loaded.warnings);
+    crate::validate::validate(&loaded).map_err(|mut d| {
+        d.sort();
+        out.diagnostics(&d);
+        EXIT_INVALID
+    })
+}

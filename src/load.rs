@@ -1,0 +1,584 @@
+//! Loading a pipeline file: read, parse with positions, render templates, deserialize.
+//!
+//! Vars are resolved first (defaults, then `--vars-file`, then `--var`), in dependency order
+//! so vars can refer to vars. Then every string scalar of the file is rendered in place, and
+//! each section entry is deserialized on its own, so one bad entry does not hide the others:
+//! all problems come back as diagnostics with file, YAML path and line:col.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use indexmap::IndexMap;
+use minijinja::value::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
+use crate::secrets;
+use crate::spec::sink::{PLANNED_SINK_TYPES, SINK_TYPES};
+use crate::spec::source::{PLANNED_SOURCE_TYPES, SOURCE_TYPES};
+use crate::spec::{PipelineSpec, SinkSpec, SourceSpec};
+use crate::template::{EnvMode, Globals, TemplateError, Templater};
+use crate::yaml::{self, DeError, Kind, Node, Style, from_node, join};
+
+/// The keys a pipeline file may have at the top.
+pub const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "vars",
+    "connections",
+    "sources",
+    "transforms",
+    "checks",
+    "sinks",
+    "tests",
+    "state",
+    "engine",
+];
+
+/// What the caller supplies besides the file.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `--var k=v` overrides, in order.
+    pub vars: Vec<(String, String)>,
+    /// `--vars-file`.
+    pub vars_file: Option<PathBuf>,
+    /// Extra overrides applied last (a test's `vars:`), as YAML values.
+    pub extra_vars: IndexMap<String, serde_json::Value>,
+    /// The logical date.
+    pub ds: NaiveDate,
+    /// This run's id.
+    pub run_id: String,
+    /// How unset `env()` variables are treated.
+    pub env_mode: EnvMode,
+}
+
+/// A loaded pipeline file.
+pub struct Loaded {
+    /// The file.
+    pub file: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub base_dir: PathBuf,
+    /// The pipeline's name.
+    pub name: String,
+    /// The typed, rendered spec.
+    pub spec: PipelineSpec,
+    /// The rendered node tree, for positions.
+    pub root: Node,
+    /// The resolved vars (values from `env()` are secrets: redact before printing).
+    pub vars: BTreeMap<String, serde_json::Value>,
+    /// The renderer, for `sql_file` contents.
+    pub templater: Templater,
+    /// Warnings met while loading.
+    pub warnings: Diagnostics,
+}
+
+impl Loaded {
+    /// The place of a YAML path in the file.
+    pub fn pos(&self, path: &str) -> Option<Pos> {
+        yaml::lookup(&self.root, path).map(|n| n.pos)
+    }
+
+    /// A diagnostic in this file at a YAML path.
+    pub fn error_at(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(message)
+            .in_file(&self.file)
+            .at_path(path)
+            .at(self.pos(path))
+    }
+
+    /// A diagnostic pointing at the key of a YAML path (for "this entry" problems).
+    pub fn error_at_key(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let pos = yaml::lookup_key(&self.root, path)
+            .map(|n| n.pos)
+            .or(self.pos(path));
+        Diagnostic::error(message)
+            .in_file(&self.file)
+            .at_path(path)
+            .at(pos)
+    }
+}
+
+/// Loads a pipeline file. On failure, returns every diagnostic found.
+pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(Diagnostic::error(format!("cannot read the pipeline file: {e}")).in_file(file));
+        d
+    })?;
+    let root = yaml::parse(&text).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(
+            Diagnostic::error(format!("invalid YAML: {}", e.message))
+                .in_file(file)
+                .at(Some(e.pos)),
+        );
+        d
+    })?;
+    if !matches!(root.kind, Kind::Map(_)) {
+        diags.push(
+            Diagnostic::error(format!(
+                "a pipeline file is a mapping of keys (name, sources, transforms, sinks, ...), found {}",
+                root.type_name()
+            ))
+            .in_file(file)
+            .at(Some(root.pos)),
+        );
+        return Err(diags);
+    }
+    let base_dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = root
+        .get("name")
+        .and_then(Node::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into())
+        });
+    let globals = Globals {
+        ds: opts.ds,
+        run_id: opts.run_id.clone(),
+        pipeline_name: name.clone(),
+    };
+    let mut templater = Templater::new(&globals, opts.env_mode);
+    let cx = Cx { file };
+
+    let var_nodes = collect_var_nodes(&root, opts, &cx, &mut diags);
+    let vars = resolve_vars(&var_nodes, &mut templater, &cx, &mut diags);
+
+    let rendered = render_root(&root, &templater, &cx, &mut diags);
+    for name in templater.take_unset_env() {
+        diags.push(
+            Diagnostic::warning(format!(
+                "environment variable `{name}` is not set and has no default; a placeholder was used"
+            ))
+            .in_file(file)
+            .with_help("set it before `etl run`, or give `env()` a default"),
+        );
+    }
+    let spec = deserialize(&rendered, &cx, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let warnings = diags;
+    Ok(Loaded {
+        file: file.to_path_buf(),
+        base_dir,
+        name: spec.name.clone().unwrap_or(name),
+        spec,
+        root: rendered,
+        vars,
+        templater,
+        warnings,
+    })
+}
+
+struct Cx<'a> {
+    file: &'a Path,
+}
+
+impl Cx<'_> {
+    fn de_error(&self, e: DeError) -> Diagnostic {
+        let mut d = Diagnostic::error(e.message.clone())
+            .in_file(self.file)
+            .at(e.pos)
+            .at_path(e.path.clone().unwrap_or_default());
+        if let Some((field, expected)) = &e.unknown_field {
+            let candidates = expected.iter().map(String::as_str);
+            if let Some(help) = did_you_mean(field, candidates) {
+                d.message = format!("unknown key `{field}`");
+                d = d.with_help(help);
+            }
+        }
+        d
+    }
+
+    fn template_error(&self, e: TemplateError, node: &Node, path: &str) -> Diagnostic {
+        let pos = match (e.line, node.kind.clone()) {
+            (Some(l), Kind::Scalar(_, Style::Literal | Style::Folded)) if l > 1 => {
+                Pos::new(node.text_pos.line + l - 1, node.text_pos.col)
+            }
+            _ => node.text_pos,
+        };
+        e.into_diagnostic()
+            .in_file(self.file)
+            .at(Some(pos))
+            .at_path(path)
+    }
+}
+
+/// Var definitions in override order: file defaults, then the vars file, then `--var`.
+fn collect_var_nodes(
+    root: &Node,
+    opts: &LoadOptions,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+) -> IndexMap<String, (Node, String)> {
+    let mut out: IndexMap<String, (Node, String)> = IndexMap::new();
+    match root.get("vars").map(|v| &v.kind) {
+        Some(Kind::Map(entries)) => {
+            for (k, v) in entries {
+                let key = k.as_str().unwrap_or_default().to_string();
+                out.insert(key.clone(), (v.clone(), format!("vars.{key}")));
+            }
+        }
+        Some(_) if !root.get("vars").is_some_and(Node::is_null) => diags.push(
+            Diagnostic::error("`vars` is a mapping of names to values")
+                .in_file(cx.file)
+                .at_path("vars")
+                .at(root.get("vars").map(|n| n.pos)),
+        ),
+        _ => {}
+    }
+    if let Some(vf) = &opts.vars_file {
+        match std::fs::read_to_string(vf)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                yaml::parse(&t).map_err(|e| format!("invalid YAML at {}: {}", e.pos, e.message))
+            }) {
+            Ok(node) => match &node.kind {
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        let key = k.as_str().unwrap_or_default().to_string();
+                        out.insert(key.clone(), (v.clone(), format!("(--vars-file) {key}")));
+                    }
+                }
+                _ => diags.push(
+                    Diagnostic::error("a vars file is a mapping of names to values").in_file(vf),
+                ),
+            },
+            Err(e) => {
+                diags.push(Diagnostic::error(format!("cannot read the vars file: {e}")).in_file(vf))
+            }
+        }
+    }
+    for (k, v) in &opts.extra_vars {
+        out.insert(k.clone(), (json_to_node(v), format!("(test vars) {k}")));
+    }
+    for (k, v) in &opts.vars {
+        // A `--var` value is typed like a plain YAML scalar: `--var n=2` is a number.
+        let node = Node::scalar(v.clone(), Style::Plain, Pos::new(0, 0));
+        out.insert(k.clone(), (node, format!("(--var) {k}")));
+    }
+    out
+}
+
+fn json_to_node(v: &serde_json::Value) -> Node {
+    let pos = Pos::new(0, 0);
+    match v {
+        serde_json::Value::Null => Node::scalar("null", Style::Plain, pos),
+        serde_json::Value::String(s) => Node::scalar(s.clone(), Style::Quoted, pos),
+        serde_json::Value::Array(items) => Node {
+            kind: Kind::Seq(items.iter().map(json_to_node).collect()),
+            pos,
+            text_pos: pos,
+            indent: 0,
+        },
+        serde_json::Value::Object(map) => Node {
+            kind: Kind::Map(
+                map.iter()
+                    .map(|(k, v)| (Node::scalar(k.clone(), Style::Plain, pos), json_to_node(v)))
+                    .collect(),
+            ),
+            pos,
+            text_pos: pos,
+            indent: 0,
+        },
+        other => Node::scalar(other.to_string(), Style::Plain, pos),
+    }
+}
+
+fn string_leaves<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
+    match &node.kind {
+        Kind::Scalar(s, _) => out.push(s),
+        Kind::Seq(items) => items.iter().for_each(|i| string_leaves(i, out)),
+        Kind::Map(entries) => entries.iter().for_each(|(_, v)| string_leaves(v, out)),
+    }
+}
+
+/// Resolves vars in dependency order and adds them to the templater.
+fn resolve_vars(
+    var_nodes: &IndexMap<String, (Node, String)>,
+    templater: &mut Templater,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, serde_json::Value> {
+    let names: HashSet<&str> = var_nodes.keys().map(String::as_str).collect();
+    let deps: HashMap<&str, Vec<String>> = var_nodes
+        .iter()
+        .map(|(name, (node, _))| {
+            let mut leaves = Vec::new();
+            string_leaves(node, &mut leaves);
+            let refs = leaves
+                .iter()
+                .filter(|s| Templater::is_template(s))
+                .flat_map(|s| templater.referenced_names(s))
+                .filter(|r| names.contains(r.as_str()) && r != name)
+                .collect();
+            (name.as_str(), refs)
+        })
+        .collect();
+    let mut resolved = BTreeMap::new();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut pending: Vec<&str> = var_nodes.keys().map(String::as_str).collect();
+    while !pending.is_empty() {
+        let (ready, blocked): (Vec<&str>, Vec<&str>) = pending
+            .iter()
+            .partition(|n| deps[*n].iter().all(|d| done.contains(d)));
+        if ready.is_empty() {
+            let (node, path) = &var_nodes[blocked[0]];
+            diags.push(
+                Diagnostic::error(format!(
+                    "vars refer to each other in a cycle: {}",
+                    blocked.join(" → ")
+                ))
+                .in_file(cx.file)
+                .at_path(path.clone())
+                .at(Some(node.pos).filter(|p| p.line > 0)),
+            );
+            break;
+        }
+        for name in ready {
+            let (node, path) = &var_nodes[name];
+            let value = render_value(node, templater, cx, path, diags);
+            let json: serde_json::Value = serde_json::to_value(&value).unwrap_or_default();
+            if secrets::contains_secret(&json.to_string()) {
+                tracing::debug!(var = name, "var holds a secret");
+            }
+            templater.set_var(name, value);
+            resolved.insert(name.to_string(), json);
+            done.insert(name.to_string());
+        }
+        pending = blocked;
+    }
+    resolved
+}
+
+/// A var's value: scalars typed by the YAML core schema, templates rendered (a lone
+/// expression keeps its type), lists and maps rendered leaf by leaf.
+fn render_value(node: &Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) -> Value {
+    match &node.kind {
+        Kind::Scalar(s, _) if Templater::is_template(s) => match t.render_value(s) {
+            Ok(v) => v,
+            Err(e) => {
+                diags.push(cx.template_error(e, node, path));
+                Value::UNDEFINED
+            }
+        },
+        Kind::Scalar(..) => {
+            let json: serde_json::Value = from_node(node, path).unwrap_or_default();
+            Value::from_serialize(&json)
+        }
+        Kind::Seq(items) => Value::from(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| render_value(n, t, cx, &format!("{path}[{i}]"), diags))
+                .collect::<Vec<_>>(),
+        ),
+        Kind::Map(entries) => Value::from(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = k.as_str().unwrap_or_default().to_string();
+                    let val = render_value(v, t, cx, &join(path, &key), diags);
+                    (key, val)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+/// Renders every string scalar below the root, except `vars` (already resolved) and `tests`
+/// (rendered per test, with the test's vars).
+fn render_root(root: &Node, t: &Templater, cx: &Cx, diags: &mut Diagnostics) -> Node {
+    let mut out = root.clone();
+    if let Kind::Map(entries) = &mut out.kind {
+        for (k, v) in entries.iter_mut() {
+            let key = k.as_str().unwrap_or_default().to_string();
+            if key != "vars" && key != "tests" {
+                render_node(v, t, cx, &key, diags);
+            }
+        }
+    }
+    out
+}
+
+fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) {
+    match &mut node.kind {
+        Kind::Scalar(s, _) => {
+            if Templater::is_template(s) {
+                match t.render(s) {
+                    Ok(r) => *s = r,
+                    Err(e) => {
+                        let snapshot = node.clone();
+                        diags.push(cx.template_error(e, &snapshot, path));
+                    }
+                }
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                render_node(item, t, cx, &format!("{path}[{i}]"), diags);
+            }
+        }
+        Kind::Map(entries) => {
+            for (k, v) in entries.iter_mut() {
+                let key = k.as_str().unwrap_or_default().to_string();
+                render_node(v, t, cx, &join(path, &key), diags);
+            }
+        }
+    }
+}
+
+/// Deserializes the rendered tree section by section, entry by entry.
+fn deserialize(root: &Node, cx: &Cx, diags: &mut Diagnostics) -> PipelineSpec {
+    let mut spec = PipelineSpec {
+        name: None,
+        description: None,
+        vars: IndexMap::new(),
+        connections: IndexMap::new(),
+        sources: IndexMap::new(),
+        transforms: IndexMap::new(),
+        checks: IndexMap::new(),
+        sinks: IndexMap::new(),
+        tests: IndexMap::new(),
+        state: None,
+        engine: None,
+    };
+    let Some(entries) = root.as_map() else {
+        return spec;
+    };
+    for (k, v) in entries {
+        let key = k.as_str().unwrap_or_default();
+        let mut put = |r: Result<(), DeError>| {
+            if let Err(e) = r {
+                diags.push(cx.de_error(e));
+            }
+        };
+        match key {
+            "name" => put(from_node(v, key).map(|x| spec.name = x)),
+            "description" => put(from_node(v, key).map(|x| spec.description = x)),
+            "vars" => put(from_node(v, key).map(|x| spec.vars = x)),
+            "state" => put(from_node(v, key).map(|x| spec.state = x)),
+            "engine" => put(from_node(v, key).map(|x| spec.engine = x)),
+            "connections" => spec.connections = section(v, key, cx, diags, |n, p| from_node(n, p)),
+            "transforms" => spec.transforms = section(v, key, cx, diags, |n, p| from_node(n, p)),
+            "checks" => spec.checks = section(v, key, cx, diags, |n, p| from_node(n, p)),
+            "tests" => spec.tests = section(v, key, cx, diags, |n, p| from_node(n, p)),
+            "sources" => spec.sources = typed_section(v, key, cx, diags, SourceSpec::from_node),
+            "sinks" => spec.sinks = typed_section(v, key, cx, diags, SinkSpec::from_node),
+            other => {
+                let mut d = Diagnostic::error(format!("unknown key `{other}`"))
+                    .in_file(cx.file)
+                    .at_path(other)
+                    .at(Some(k.pos));
+                d = d.with_help(
+                    did_you_mean(other, TOP_KEYS.iter().copied()).unwrap_or_else(|| {
+                        format!("the top-level keys are {}", TOP_KEYS.join(", "))
+                    }),
+                );
+                diags.push(d);
+            }
+        }
+    }
+    spec
+}
+
+/// Deserializes each entry of a named section separately, collecting all errors.
+fn section<T>(
+    node: &Node,
+    key: &str,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+    f: impl Fn(&Node, &str) -> Result<T, DeError>,
+) -> IndexMap<String, T> {
+    let mut out = IndexMap::new();
+    if node.is_null() {
+        return out;
+    }
+    let Some(entries) = node.as_map() else {
+        diags.push(
+            Diagnostic::error(format!(
+                "`{key}` is a mapping of names to entries, found {}",
+                node.type_name()
+            ))
+            .in_file(cx.file)
+            .at_path(key)
+            .at(Some(node.pos)),
+        );
+        return out;
+    };
+    for (k, v) in entries {
+        let name = k.as_str().unwrap_or_default().to_string();
+        let path = join(key, &name);
+        match f(v, &path) {
+            Ok(x) => {
+                out.insert(name, x);
+            }
+            Err(e) => diags.push(cx.de_error(e)),
+        }
+    }
+    out
+}
+
+/// Like [`section`], for entries whose `type` key picks the struct.
+fn typed_section<T>(
+    node: &Node,
+    key: &str,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+    f: impl Fn(&str, &Node, &str) -> Result<Option<T>, DeError>,
+) -> IndexMap<String, T> {
+    let (known, planned): (&[&str], &[&str]) = if key == "sources" {
+        (SOURCE_TYPES, PLANNED_SOURCE_TYPES)
+    } else {
+        (SINK_TYPES, PLANNED_SINK_TYPES)
+    };
+    let what = if key == "sources" { "source" } else { "sink" };
+    let result = section(node, key, cx, diags, |n, path| {
+        let Some(kind_node) = n.get("type") else {
+            return Err(DeError {
+                message: format!("this {what} has no `type` (one of {})", known.join(", ")),
+                pos: Some(n.pos),
+                path: Some(path.to_string()),
+                unknown_field: None,
+            });
+        };
+        let kind = kind_node.as_str().unwrap_or_default();
+        match f(kind, n, path)? {
+            Some(x) => Ok(Some(x)),
+            None => {
+                let message = if planned.contains(&kind) {
+                    format!(
+                        "{what} type `{kind}` is not available in this version of etl (available: {})",
+                        known.join(", ")
+                    )
+                } else {
+                    let hint = did_you_mean(kind, known.iter().copied())
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_default();
+                    format!(
+                        "unknown {what} type `{kind}` (one of {}){hint}",
+                        known.join(", ")
+                    )
+                };
+                Err(DeError {
+                    message,
+                    pos: Some(kind_node.pos),
+                    path: Some(join(path, "type")),
+                    unknown_field: None,
+                })
+            }
+        }
+    });
+    result
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! Planning: a validated pipeline becomes a DataFusion session where every source is a table
+//! and every transform a view (lazy, so DataFusion optimises across them).
+//!
+//! Planning every transform's SQL against real schemas is the last step of `etl validate`;
+//! its errors are turned into diagnostics that point into the pipeline file.
+
+pub mod graph;
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{DataFrame, SessionContext};
+use indexmap::IndexMap;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::{Pipeline, SqlOrigin};
+use crate::source::{self, SourceError};
+
+/// How planning treats sources that cannot be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Running: a source that cannot be opened fails the run.
+    Strict,
+    /// Validating: a missing input is a warning; what depends on it is not planned.
+    Lenient,
+}
+
+/// A pipeline registered in a session.
+pub struct Planned {
+    /// The session holding the tables and views.
+    pub ctx: SessionContext,
+    /// Output schemas of sources and transforms that could be planned.
+    pub schemas: IndexMap<String, SchemaRef>,
+    /// Warnings (lenient mode).
+    pub warnings: Diagnostics,
+}
+
+/// Why planning failed.
+#[derive(Debug)]
+pub enum PlanError {
+    /// A source could not be opened (a run failure: exit 1).
+    Source(SourceError, Diagnostic),
+    /// SQL that does not plan, or other invalid pipeline content (exit 2).
+    Invalid(Diagnostics),
+}
+
+/// Registers every source and transform of `pipeline` (limited to `only`, when given).
+pub async fn plan(
+    ctx: SessionContext,
+    pipeline: &Pipeline,
+    mode: SourceMode,
+    only: Option<&[String]>,
+) -> Result<Planned, PlanError> {
+    let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
+    let mut schemas = IndexMap::new();
+    let mut warnings = Diagnostics::default();
+    let mut errors = Diagnostics::default();
+    let mut unavailable: Vec<String> = Vec::new();
+    for (name, src) in &pipeline.sources {
+        if !wanted(name) {
+            continue;
+        }
+        match source::build(&ctx, pipeline, src).await {
+            Ok(table) => {
+                schemas.insert(name.clone(), table.schema());
+                ctx.register_table(name.as_str(), table).map_err(|e| {
+                    PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
+                })?;
+            }
+            Err(e) => {
+                let path_key = if src.locations.is_empty() {
+                    src.yaml_path.clone()
+                } else {
+                    format!("{}.path", src.yaml_path)
+                };
+                let d = source_diag(pipeline, &path_key, &e);
+                match mode {
+                    SourceMode::Strict => return Err(PlanError::Source(e, d)),
+                    SourceMode::Lenient => {
+                        let mut w = d;
+                        w.severity = crate::diagnostic::Severity::Warning;
+                        w.help = Some("transforms that read this source were not planned".into());
+                        warnings.push(w);
+                        unavailable.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    for (name, t) in &pipeline.transforms {
+        if !wanted(name) {
+            continue;
+        }
+        if t.deps.iter().any(|d| unavailable.contains(d)) {
+            unavailable.push(name.clone());
+            continue;
+        }
+        match plan_sql(&ctx, &t.sql, &t.origin).await {
+            Ok(df) => {
+                schemas.insert(name.clone(), Arc::new(df.schema().as_arrow().clone()));
+                ctx.register_table(name.as_str(), df.into_view())
+                    .map_err(|e| {
+                        PlanError::Invalid(one(engine_diag(
+                            pipeline,
+                            &format!("transforms.{name}"),
+                            &e,
+                        )))
+                    })?;
+            }
+            Err(d) => {
+                errors.push(d);
+                unavailable.push(name.clone());
+            }
+        }
+    }
+    if errors.has_errors() {
+        return Err(PlanError::Invalid(errors));
+    }
+    Ok(Planned {
+        ctx,
+        schemas,
+        warnings,
+    })
+}
+
+fn one(d: Diagnostic) -> Diagnostics {
+    let mut ds = Diagnostics::default();
+    ds.push(d);
+    ds
+}
+
+/// Plans one SQL query; errors point into the file the SQL came from.
+pub async fn plan_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    origin: &SqlOrigin,
+) -> Result<DataFrame, Diagnostic> {
+    let state = ctx.state();
+    let stmt = crate::validate::parse_sql(sql, origin)?;
+    let plan = state
+        .statement_to_plan(stmt)
+        .await
+        .map_err(|e| sql_diagnostic(&e, origin, sql))?;
+    Ok(DataFrame::new(state, plan))
+}
+
+/// Turns a DataFusion planning error into a placed diagnostic.
+pub fn sql_diagnostic(err: &DataFusionError, origin: &SqlOrigin, sql: &str) -> Diagnostic {
+    let (message, span) = match err.diagnostic() {
+        Some(d) => (
+            d.message.clone(),
+            d.span
+                .map(|s| (s.start.line as usize, s.start.column as usize)),
+        ),
+        None => (clean_message(&err.to_string()), None),
+    };
+    let span = span
+        .filter(|(l, _)| *l > 0)
+        .or_else(|| guess_position(&message, sql));
+    let mut d = Diagnostic::error(format!("SQL error: {message}"))
+        .in_file(&origin.file)
+        .at(Some(
+            span.map(|(l, c)| origin.map(l, c))
+                .unwrap_or_else(|| origin.map(1, 1)),
+        ))
+        .at_path(origin.yaml_path.clone().unwrap_or_default());
+    if let Some(help) = err.diagnostic().and_then(|d| d.helps.first()) {
+        d = d.with_help(help.message.clone());
+    } else if let Some(valid) = message.split_once("Valid fields are ") {
+        d.message = format!("SQL error: {}", valid.0.trim().trim_end_matches('.'));
+        d = d.with_help(format!("columns here: {}", valid.1.trim_end_matches('.')));
+    }
+    d
+}
+
+/// Strips DataFusion's error prefixes.
+pub fn clean_message(msg: &str) -> String {
+    let mut m = msg.trim();
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "SQL error: ",
+        "Optimizer rule",
+        "This feature is not implemented: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            m = rest;
+        }
+    }
+    m.to_string()
+}
+
+/// Finds the first mention of a quoted name from the message in the SQL (1-based).
+fn guess_position(message: &str, sql: &str) -> Option<(usize, usize)> {
+    let name = message
+        .split('\'')
+        .nth(1)
+        .or_else(|| message.split('`').nth(1))?;
+    let bare = name.rsplit('.').next()?.trim_matches('"');
+    if bare.is_empty() {
+        return None;
+    }
+    for (i, line) in sql.lines().enumerate() {
+        if let Some(c) = line.find(bare) {
+            return Some((i + 1, line[..c].chars().count() + 1));
+        }
+    }
+    None
+}
+
+/// A source failure as a diagnostic at its YAML entry.
+pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Diagnostic {
+    let mut d = Diagnostic::error(e.to_string())
+        .in_file(&pipeline.file)
+        .at_path(yaml_path);
+    d.pos = pipeline.pos(yaml_path);
+    if matches!(
+        e,
+        SourceError::NotFound { .. } | SourceError::NoFiles { .. }
+    ) {
+        d = d.with_help("relative paths are relative to the pipeline file's folder");
+    }
+    d
+}
+
+fn engine_diag(pipeline: &Pipeline, yaml_path: &str, e: &DataFusionError) -> Diagnostic {
+    let mut d = Diagnostic::error(clean_message(&e.to_string()))
+        .in_file(&pipeline.file)
+        .at_path(yaml_path);
+    d.pos = pipeline.pos(yaml_path);
+    d
+}

@@ -1,0 +1,154 @@
+//! File sinks (parquet, csv, json) written by DataFusion into a staging place.
+
+use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
+use datafusion::common::parsers::CompressionTypeVariant;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use super::SinkError;
+use super::commit::{Staged, staging_location};
+use crate::model::{Pipeline, Sink};
+use crate::spec::SinkSpec;
+use crate::spec::source::Compression;
+
+fn variant(c: Option<Compression>) -> CompressionTypeVariant {
+    match c.unwrap_or(Compression::None) {
+        Compression::None => CompressionTypeVariant::UNCOMPRESSED,
+        Compression::Gzip => CompressionTypeVariant::GZIP,
+        Compression::Zstd => CompressionTypeVariant::ZSTD,
+        Compression::Bzip2 => CompressionTypeVariant::BZIP2,
+        Compression::Xz => CompressionTypeVariant::XZ,
+    }
+}
+
+/// Normalises a Parquet compression name; `None` when it is not one.
+pub fn parquet_compression(name: &str) -> Option<String> {
+    let lower = name.trim().to_ascii_lowercase();
+    let (base, level) = match lower.split_once('(') {
+        Some((b, l)) => (b.trim(), Some(l.trim_end_matches(')').trim())),
+        None => (lower.as_str(), None),
+    };
+    let base = match base {
+        "none" | "uncompressed" => "uncompressed",
+        "zstd" | "snappy" | "gzip" | "lz4" | "lz4_raw" | "brotli" => base,
+        _ => return None,
+    };
+    match (base, level) {
+        ("zstd", None) => Some("zstd(3)".into()),
+        ("gzip", None) => Some("gzip(6)".into()),
+        ("brotli", None) => Some("brotli(4)".into()),
+        (b, Some(l)) if l.parse::<u32>().is_ok() => Some(format!("{b}({l})")),
+        (b, None) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Writes a sink's rows to its staging place. Returns what to commit.
+pub async fn write(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    sink: &Sink,
+    df: DataFrame,
+    run_id: &str,
+) -> Result<Staged, SinkError> {
+    let connection = match &sink.spec {
+        SinkSpec::Parquet(s) => s.connection.as_deref(),
+        SinkSpec::Csv(s) => s.connection.as_deref(),
+        SinkSpec::Json(s) => s.connection.as_deref(),
+    };
+    let conn_opts = connection.and_then(|c| crate::source::pipeline_connection(pipeline, c));
+    crate::store::ensure_store(ctx, &sink.location, conn_opts).map_err(|error| {
+        SinkError::Store {
+            name: sink.name.clone(),
+            error,
+        }
+    })?;
+    let staging = staging_location(sink, run_id);
+    if let Some(parent) = std::path::Path::new(&staging).parent()
+        && !crate::validate::is_url(&staging)
+    {
+        std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {
+            name: sink.name.clone(),
+            path: sink.location.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let target = if sink.single_file || crate::validate::is_url(&staging) {
+        staging.clone()
+    } else {
+        format!("{staging}/")
+    };
+    let write_opts = DataFrameWriteOptions::new()
+        .with_single_file_output(sink.single_file)
+        .with_partition_by(sink.partition_by.clone());
+    let werr = |error| SinkError::Write {
+        name: sink.name.clone(),
+        error,
+    };
+    let result = match &sink.spec {
+        SinkSpec::Parquet(s) => {
+            let mut opts = TableParquetOptions::default();
+            let compression = s.options.compression.as_deref().unwrap_or("zstd");
+            opts.global.compression = Some(parquet_compression(compression).ok_or_else(|| SinkError::Options {
+                name: sink.name.clone(),
+                reason: format!("unknown Parquet compression `{compression}` (zstd, snappy, gzip, lz4, brotli, none)"),
+            })?);
+            if let Some(n) = s.options.row_group_size {
+                opts.global.max_row_group_size = n;
+            }
+            df.write_parquet(&target, write_opts, Some(opts))
+                .await
+                .map_err(werr)?
+        }
+        SinkSpec::Csv(s) => {
+            let mut opts = CsvOptions::default()
+                .with_has_header(s.options.header.unwrap_or(true))
+                .with_delimiter(
+                    s.options
+                        .delimiter
+                        .as_ref()
+                        .and_then(|d| d.bytes().next())
+                        .unwrap_or(b','),
+                );
+            opts.compression = variant(s.options.compression);
+            df.write_csv(&target, write_opts, Some(opts))
+                .await
+                .map_err(werr)?
+        }
+        SinkSpec::Json(s) => {
+            let opts = JsonOptions {
+                compression: variant(s.options.compression),
+                ..Default::default()
+            };
+            df.write_json(&target, write_opts, Some(opts))
+                .await
+                .map_err(werr)?
+        }
+    };
+    let rows = result
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        })
+        .map(|a| a.value(0))
+        .unwrap_or(0);
+    let mut staged = Staged::new(sink, staging, rows);
+    staged.measure(ctx).await;
+    Ok(staged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names() {
+        assert_eq!(parquet_compression("zstd").as_deref(), Some("zstd(3)"));
+        assert_eq!(parquet_compression("ZSTD(9)").as_deref(), Some("zstd(9)"));
+        assert_eq!(parquet_compression("none").as_deref(), Some("uncompressed"));
+        assert_eq!(parquet_compression("snappy").as_deref(), Some("snappy"));
+        assert_eq!(parquet_compression("zip"), None);
+    }
+}

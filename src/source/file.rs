@@ -1,0 +1,253 @@
+//! File formats read through DataFusion listing tables: csv, json, parquet, avro.
+
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::config::CsvOptions as DfCsvOptions;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::avro::AvroFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+
+use super::SourceError;
+use crate::model::Source;
+use crate::spec::SourceSpec;
+use crate::spec::source::Compression;
+
+/// The compression a file name's extension implies.
+pub fn compression_from_name(name: &str) -> Compression {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".gz") || lower.ends_with(".gzip") {
+        Compression::Gzip
+    } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+        Compression::Zstd
+    } else if lower.ends_with(".bz2") {
+        Compression::Bzip2
+    } else if lower.ends_with(".xz") {
+        Compression::Xz
+    } else {
+        Compression::None
+    }
+}
+
+/// DataFusion's compression type for ours.
+pub fn df_compression(c: Compression) -> FileCompressionType {
+    match c {
+        Compression::None => FileCompressionType::UNCOMPRESSED,
+        Compression::Gzip => FileCompressionType::GZIP,
+        Compression::Zstd => FileCompressionType::ZSTD,
+        Compression::Bzip2 => FileCompressionType::BZIP2,
+        Compression::Xz => FileCompressionType::XZ,
+    }
+}
+
+fn compression_ext(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "",
+        Compression::Gzip => ".gz",
+        Compression::Zstd => ".zst",
+        Compression::Bzip2 => ".bz2",
+        Compression::Xz => ".xz",
+    }
+}
+
+/// Splits a location into a listing URL, handling globs in object-store URLs too.
+pub fn listing_url(location: &str) -> Result<ListingTableUrl, String> {
+    if crate::validate::is_url(location)
+        && location.contains(['*', '?', '['])
+        && !location.starts_with("file://")
+    {
+        let cut = location.find(['*', '?', '[']).unwrap_or(location.len());
+        let base_end = location[..cut].rfind('/').map(|i| i + 1).unwrap_or(cut);
+        let base = url::Url::parse(&location[..base_end]).map_err(|e| e.to_string())?;
+        let pattern = glob::Pattern::new(location).map_err(|e| e.to_string())?;
+        return ListingTableUrl::try_new(base, Some(pattern)).map_err(|e| e.to_string());
+    }
+    ListingTableUrl::parse(location).map_err(|e| e.to_string())
+}
+
+fn is_local_dir(location: &str) -> bool {
+    !crate::validate::is_url(location) && std::path::Path::new(location).is_dir()
+}
+
+/// Lists the files a source reads, in a stable order; errors when none match.
+pub async fn list_files(
+    ctx: &SessionContext,
+    src: &Source,
+    extension: &str,
+) -> Result<Vec<ObjectMeta>, SourceError> {
+    let mut all = Vec::new();
+    for loc in &src.locations {
+        if !crate::validate::is_url(loc)
+            && !loc.contains(['*', '?', '['])
+            && !std::path::Path::new(loc).exists()
+        {
+            return Err(SourceError::NotFound {
+                name: src.name.clone(),
+                path: loc.clone(),
+            });
+        }
+        let url = listing_url(loc).map_err(|reason| SourceError::Read {
+            name: src.name.clone(),
+            file: loc.clone(),
+            reason,
+        })?;
+        let store = ctx
+            .runtime_env()
+            .object_store(url.object_store())
+            .map_err(|error| SourceError::Engine {
+                name: src.name.clone(),
+                error,
+            })?;
+        let ext = if is_local_dir(loc) || loc.ends_with('/') {
+            extension
+        } else {
+            ""
+        };
+        let state = ctx.state();
+        let files: Vec<ObjectMeta> = url
+            .list_all_files(&state, store.as_ref(), ext)
+            .await
+            .map_err(|error| SourceError::Engine {
+                name: src.name.clone(),
+                error,
+            })?
+            .try_collect()
+            .await
+            .map_err(|error| SourceError::Engine {
+                name: src.name.clone(),
+                error,
+            })?;
+        if files.is_empty() {
+            let what = if ext.is_empty() {
+                loc.clone()
+            } else {
+                format!("{loc} (files ending in {ext})")
+            };
+            return Err(SourceError::NoFiles {
+                name: src.name.clone(),
+                pattern: what,
+            });
+        }
+        all.extend(files);
+    }
+    all.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(all)
+}
+
+fn one_byte(s: &Option<String>) -> Option<u8> {
+    s.as_ref().and_then(|v| v.bytes().next())
+}
+
+/// The CSV format for a source's options.
+pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
+    let SourceSpec::Csv(spec) = &src.spec else {
+        return None;
+    };
+    let o = &spec.options;
+    let compression = o.compression.unwrap_or_else(|| {
+        src.locations
+            .first()
+            .map(|l| compression_from_name(l))
+            .unwrap_or(Compression::None)
+    });
+    let mut opts = DfCsvOptions::default()
+        .with_has_header(o.header.unwrap_or(true))
+        .with_delimiter(one_byte(&o.delimiter).unwrap_or(b','))
+        .with_quote(one_byte(&o.quote).unwrap_or(b'"'))
+        .with_escape(one_byte(&o.escape))
+        .with_schema_infer_max_rec(o.infer_rows.unwrap_or(1000));
+    opts.comment = one_byte(&o.comment);
+    if !o.null_values.is_empty() {
+        let alts: Vec<String> = o.null_values.iter().map(|v| regex::escape(v)).collect();
+        opts.null_regex = Some(format!("^(|{})$", alts.join("|")));
+    }
+    let format = CsvFormat::default()
+        .with_options(opts)
+        .with_file_compression_type(df_compression(compression));
+    let ext = o
+        .extension
+        .clone()
+        .unwrap_or_else(|| format!(".csv{}", compression_ext(compression)));
+    Some((format, ext))
+}
+
+/// Builds a listing table for a file source.
+pub async fn build(
+    ctx: &SessionContext,
+    src: &Source,
+) -> Result<Arc<dyn TableProvider>, SourceError> {
+    let (format, ext): (Arc<dyn FileFormat>, String) = match &src.spec {
+        SourceSpec::Csv(_) => {
+            let (f, ext) = csv_format(src).unwrap_or_else(|| (CsvFormat::default(), ".csv".into()));
+            (Arc::new(f), ext)
+        }
+        SourceSpec::Json(spec) => {
+            let compression = spec.options.compression.unwrap_or_else(|| {
+                src.locations
+                    .first()
+                    .map(|l| compression_from_name(l))
+                    .unwrap_or(Compression::None)
+            });
+            let f = JsonFormat::default()
+                .with_file_compression_type(df_compression(compression))
+                .with_schema_infer_max_rec(spec.options.infer_rows.unwrap_or(1000));
+            let ext = spec
+                .options
+                .extension
+                .clone()
+                .unwrap_or_else(|| format!(".json{}", compression_ext(compression)));
+            (Arc::new(f), ext)
+        }
+        SourceSpec::Parquet(_) => (Arc::new(ParquetFormat::default()), ".parquet".into()),
+        SourceSpec::Avro(_) => (Arc::new(AvroFormat), ".avro".into()),
+        _ => unreachable!("file::build is only called for file formats"),
+    };
+    let files = list_files(ctx, src, &ext).await?;
+    let urls = src
+        .locations
+        .iter()
+        .map(|l| {
+            listing_url(l).map_err(|reason| SourceError::Read {
+                name: src.name.clone(),
+                file: l.clone(),
+                reason,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let any_dir = src
+        .locations
+        .iter()
+        .any(|l| is_local_dir(l) || l.ends_with('/'));
+    let options =
+        ListingOptions::new(format).with_file_extension(if any_dir { ext.as_str() } else { "" });
+    let engine = |error| SourceError::Engine {
+        name: src.name.clone(),
+        error,
+    };
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options);
+    let config = match &src.schema {
+        Some(schema) => config.with_schema(schema.clone()),
+        None => config.infer_schema(&ctx.state()).await.map_err(|error| {
+            let file = files
+                .first()
+                .map(|f| f.location.to_string())
+                .unwrap_or_default();
+            SourceError::Read {
+                name: src.name.clone(),
+                file,
+                reason: format!("cannot infer the schema: {error}"),
+            }
+        })?,
+    };
+    let table = ListingTable::try_new(config).map_err(engine)?;
+    Ok(Arc::new(table))
+}

@@ -1,0 +1,60 @@
+//! `inline`: rows written in the pipeline file, decoded with the Arrow JSON reader.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::json::ReaderBuilder;
+use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use indexmap::IndexMap;
+
+use super::SourceError;
+use crate::model::Source;
+use crate::spec::source::InlineSourceSpec;
+
+/// Builds an in-memory table from inline rows (used for test fixtures too).
+pub fn build(src: &Source, spec: &InlineSourceSpec) -> Result<Arc<dyn TableProvider>, SourceError> {
+    let err = |reason: String| SourceError::Inline {
+        name: src.name.clone(),
+        reason,
+    };
+    let (schema, batches) = rows_to_batches(&spec.rows, src.schema.clone()).map_err(err)?;
+    let table = MemTable::try_new(schema, vec![batches]).map_err(|error| SourceError::Engine {
+        name: src.name.clone(),
+        error,
+    })?;
+    Ok(Arc::new(table))
+}
+
+/// Decodes rows (JSON values) into record batches with the given or inferred schema.
+pub fn rows_to_batches(
+    rows: &[IndexMap<String, serde_json::Value>],
+    schema: Option<SchemaRef>,
+) -> Result<(SchemaRef, Vec<datafusion::arrow::record_batch::RecordBatch>), String> {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::Value::Object(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        .collect();
+    let schema = match schema {
+        Some(s) => s,
+        None => Arc::new(
+            infer_json_schema_from_iterator(values.iter().map(|v| Ok(v.clone())))
+                .map_err(|e| format!("cannot infer column types: {e}"))?,
+        ),
+    };
+    let mut decoder = ReaderBuilder::new(schema.clone())
+        .with_strict_mode(true)
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::new();
+    for (i, chunk) in values.chunks(4096).enumerate() {
+        decoder
+            .serialize(chunk)
+            .map_err(|e| format!("row {}: {e}", i * 4096 + 1))?;
+        if let Some(b) = decoder.flush().map_err(|e| e.to_string())? {
+            batches.push(b);
+        }
+    }
+    Ok((schema, batches))
+}

@@ -1,0 +1,248 @@
+//! The pipeline file as typed, raw (rendered but unchecked) values.
+//!
+//! These structs mirror the YAML one to one. Every struct rejects unknown keys, and every
+//! field's `///` doc becomes its description in `etl schema`. Nothing here is interpreted:
+//! paths are not resolved and SQL is not parsed; that is the validator's job.
+
+pub mod sink;
+pub mod source;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use sink::SinkSpec;
+pub use source::SourceSpec;
+
+/// A pipeline file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "etl pipeline")]
+pub struct PipelineSpec {
+    /// The pipeline's name; defaults to the file name without its extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the pipeline is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Template variables with their defaults. Overridden by `--vars-file`, then `--var k=v`.
+    /// Values may refer to other vars and to `env()`.
+    #[serde(default)]
+    pub vars: IndexMap<String, serde_json::Value>,
+    /// Named connections (databases, object stores), reusable by sources and sinks.
+    #[serde(default)]
+    pub connections: IndexMap<String, ConnectionSpec>,
+    /// Where data comes from; each source becomes a table that SQL can read by its name.
+    #[serde(default)]
+    pub sources: IndexMap<String, SourceSpec>,
+    /// SQL transforms; each becomes a view named after its key.
+    #[serde(default)]
+    pub transforms: IndexMap<String, TransformSpec>,
+    /// Data-quality checks, keyed by the source or transform they look at.
+    #[serde(default)]
+    pub checks: IndexMap<String, Vec<CheckSpec>>,
+    /// Where results go.
+    #[serde(default)]
+    pub sinks: IndexMap<String, SinkSpec>,
+    /// Pipeline tests: fixtures in, expected rows out (`etl test`).
+    #[serde(default)]
+    pub tests: IndexMap<String, TestSpec>,
+    /// Where run records, quarantined rows and watermarks are kept.
+    #[serde(default)]
+    pub state: Option<StateSpec>,
+    /// Engine settings for this pipeline.
+    #[serde(default)]
+    pub engine: Option<EngineSpec>,
+}
+
+/// A named connection.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// The kind of system: `postgres`, `mysql`, `s3`, `gcs`, `azure`, `http`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Connection URL; use `env()` for credentials.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Extra settings passed to the connector (for object stores: `region`, `endpoint`,
+    /// `access_key_id`, `secret_access_key`, `allow_http`, ...).
+    #[serde(default)]
+    pub options: IndexMap<String, String>,
+}
+
+/// An SQL transform.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSpec {
+    /// The query. Refer to sources and other transforms by name.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// A file holding the query, relative to the pipeline file; rendered like `sql`.
+    #[serde(default)]
+    pub sql_file: Option<String>,
+    /// What the transform computes.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// How serious a failed check is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    /// The run fails and no sink is written.
+    #[default]
+    Error,
+    /// Reported in the summary; the run goes on.
+    Warn,
+}
+
+/// One or several column names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Columns {
+    /// A single column.
+    One(String),
+    /// Several columns.
+    Many(Vec<String>),
+}
+
+impl Columns {
+    /// The names as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Columns::One(c) => vec![c.clone()],
+            Columns::Many(c) => c.clone(),
+        }
+    }
+}
+
+/// `accepted_values` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedValuesSpec {
+    /// The column to look at.
+    pub column: String,
+    /// The allowed values; NULL is always allowed (pair with `not_null` to forbid it).
+    pub values: Vec<serde_json::Value>,
+}
+
+/// `row_count` arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowCountSpec {
+    /// The least number of rows allowed.
+    #[serde(default)]
+    pub min: Option<u64>,
+    /// The greatest number of rows allowed.
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+/// One data-quality check. Exactly one of the check keys is given.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// These columns are never NULL.
+    #[serde(default)]
+    pub not_null: Option<Columns>,
+    /// No two rows share these columns' values.
+    #[serde(default)]
+    pub unique: Option<Columns>,
+    /// A column only holds the listed values.
+    #[serde(default)]
+    pub accepted_values: Option<AcceptedValuesSpec>,
+    /// The number of rows is within bounds.
+    #[serde(default)]
+    pub row_count: Option<RowCountSpec>,
+    /// An SQL boolean expression that must hold on every row (rows where it is NULL pass,
+    /// as in dbt's `expression_is_true`).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// `error` (default) fails the run before any sink is written; `warn` only reports.
+    #[serde(default)]
+    pub severity: CheckSeverity,
+    /// A name for the check in reports; generated when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A pipeline test.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// What the test shows.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Var overrides for this test.
+    #[serde(default)]
+    pub vars: IndexMap<String, serde_json::Value>,
+    /// Fixture data, keyed by source name; replaces the real source.
+    #[serde(default)]
+    pub given: IndexMap<String, FixtureSpec>,
+    /// Expected rows, keyed by source or transform name.
+    #[serde(default)]
+    pub expect: IndexMap<String, ExpectSpec>,
+}
+
+/// Rows given to a test in place of a source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSpec {
+    /// Inline rows.
+    #[serde(default)]
+    pub rows: Option<Vec<IndexMap<String, serde_json::Value>>>,
+    /// A file, relative to the pipeline file; its format is taken from the extension unless
+    /// `format` says otherwise.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `csv`, `json` or `parquet`, when the extension does not tell.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// Rows a test expects.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// Expected rows; only the columns listed are compared, order does not matter.
+    #[serde(default)]
+    pub rows: Option<Vec<IndexMap<String, serde_json::Value>>>,
+    /// A file of expected rows instead (csv, json or parquet by extension).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Compare in order instead of as a multiset.
+    #[serde(default)]
+    pub ordered: bool,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// A local folder, relative to the pipeline file. Default `.etl`.
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Memory limit for query execution (`2GiB`, `512MB`); past it, sorts, joins and
+    /// aggregations spill to disk. `--memory-limit` overrides it.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Number of partitions DataFusion plans for; defaults to the number of cores.
+    #[serde(default)]
+    pub target_partitions: Option<usize>,
+    /// Batch size in rows (default 8192).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+/// The JSON Schema of the pipeline format.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(PipelineSpec);
+    serde_json::to_value(&schema).unwrap_or_default()
+}

@@ -1,0 +1,120 @@
+//! SQL type names, as written in `schema:` blocks, mapped to Arrow types.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use indexmap::IndexMap;
+
+/// The type names accepted in `schema:` (for messages).
+pub const TYPE_NAMES: &str = "bigint, int, smallint, tinyint, double, float, real, \
+decimal(p,s), string, text, varchar, boolean, date, timestamp, timestamptz, time, binary";
+
+/// Parses an SQL type name (case-insensitive, with the usual aliases).
+pub fn parse_type(name: &str) -> Option<DataType> {
+    let lower = name.trim().to_ascii_lowercase();
+    let (base, args) = match lower.find('(') {
+        Some(i) if lower.ends_with(')') => {
+            (lower[..i].trim(), Some(&lower[i + 1..lower.len() - 1]))
+        }
+        Some(_) => return None,
+        None => (lower.as_str(), None),
+    };
+    let dt = match (base, args) {
+        ("bigint" | "int8" | "long" | "int64", None) => DataType::Int64,
+        ("int" | "integer" | "int4" | "int32", None) => DataType::Int32,
+        ("smallint" | "int2" | "int16", None) => DataType::Int16,
+        ("tinyint" | "int1", None) => DataType::Int8,
+        ("ubigint" | "uint64", None) => DataType::UInt64,
+        ("uint" | "uinteger" | "uint32", None) => DataType::UInt32,
+        ("double" | "double precision" | "float8" | "float" | "float64", None) => DataType::Float64,
+        ("real" | "float4" | "float32", None) => DataType::Float32,
+        ("decimal" | "numeric", Some(a)) => {
+            let mut parts = a.split(',').map(str::trim);
+            let p: u8 = parts.next()?.parse().ok()?;
+            let s: i8 = parts.next().map(|s| s.parse().ok()).unwrap_or(Some(0))?;
+            if p == 0 || p > 76 || s < 0 || s as u8 > p {
+                return None;
+            }
+            if p <= 38 {
+                DataType::Decimal128(p, s)
+            } else {
+                DataType::Decimal256(p, s)
+            }
+        }
+        ("decimal" | "numeric", None) => DataType::Decimal128(38, 10),
+        (
+            "string" | "text" | "varchar" | "char" | "character varying" | "character" | "utf8"
+            | "json",
+            _,
+        ) => DataType::Utf8,
+        ("boolean" | "bool", None) => DataType::Boolean,
+        ("date", None) => DataType::Date32,
+        ("timestamp" | "datetime" | "timestamp without time zone", None) => {
+            DataType::Timestamp(TimeUnit::Nanosecond, None)
+        }
+        ("timestamptz" | "timestamp with time zone", None) => {
+            DataType::Timestamp(TimeUnit::Nanosecond, Some(Arc::from("UTC")))
+        }
+        ("time", None) => DataType::Time64(TimeUnit::Nanosecond),
+        ("binary" | "bytea" | "blob" | "varbinary", _) => DataType::Binary,
+        _ => return None,
+    };
+    Some(dt)
+}
+
+/// Builds an Arrow schema from a `schema:` block; all columns are nullable. Returns the
+/// first column whose type does not parse as the error.
+pub fn schema_from_spec(spec: &IndexMap<String, String>) -> Result<SchemaRef, (String, String)> {
+    let fields = spec
+        .iter()
+        .map(|(name, ty)| {
+            parse_type(ty)
+                .map(|dt| Field::new(name, dt, true))
+                .ok_or_else(|| (name.clone(), ty.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// A short SQL-ish name of an Arrow type, for messages and previews.
+pub fn sql_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Int64 => "bigint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Float32 => "real".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_aliases() {
+        assert_eq!(parse_type("BIGINT"), Some(DataType::Int64));
+        assert_eq!(
+            parse_type("decimal(10, 2)"),
+            Some(DataType::Decimal128(10, 2))
+        );
+        assert_eq!(parse_type("varchar(20)"), Some(DataType::Utf8));
+        assert_eq!(
+            parse_type("timestamptz"),
+            Some(DataType::Timestamp(
+                TimeUnit::Nanosecond,
+                Some(Arc::from("UTC"))
+            ))
+        );
+        assert_eq!(parse_type("decimal(2,5)"), None);
+        assert_eq!(parse_type("integr"), None);
+    }
+}
