@@ -68,7 +68,7 @@ pub fn parse_size(s: &str) -> Option<usize> {
         "t" | "tb" | "tib" => 1024.0_f64.powi(4),
         _ => return None,
     };
-    (n >= 0.0).then(|| (n * mult) as usize)
+    (n >= 0.0).then_some((n * mult) as usize)
 }
 
 #[cfg(test)]

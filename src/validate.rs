@@ -62,11 +62,14 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
-    let state_dir = spec
-        .state
-        .as_ref()
-        .and_then(|s| s.dir.as_deref())
-        .map(|d| resolve_local(&loaded.base_dir, d))
+    let state_dir = std::env::var_os("ETL_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            spec.state
+                .as_ref()
+                .and_then(|s| s.dir.as_deref())
+                .map(|d| resolve_local(&loaded.base_dir, d))
+        })
         .unwrap_or_else(|| loaded.base_dir.join(".etl"));
     Ok(Pipeline {
         name: loaded.name.clone(),

@@ -36,7 +36,7 @@ checks:
     - not_null: [country]
 
 sinks:
-  per_country:
+  per_country_file:
     from: per_country
     type: parquet
     path: "{{ out_dir }}/per_country"

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::common::config::CsvOptions as DfCsvOptions;
 use datafusion::datasource::file_format::FileFormat;
@@ -13,7 +14,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, cast, lit, when};
 use datafusion::prelude::SessionContext;
+use datafusion::prelude::ident;
+use datafusion::scalar::ScalarValue;
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
@@ -233,7 +238,8 @@ pub async fn build(
         name: src.name.clone(),
         error,
     };
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options);
+    let config = ListingTableConfig::new_with_multi_paths(urls.clone())
+        .with_listing_options(options.clone());
     let config = match &src.schema {
         Some(schema) => config.with_schema(schema.clone()),
         None => config.infer_schema(&ctx.state()).await.map_err(|error| {
@@ -248,6 +254,47 @@ pub async fn build(
             }
         })?,
     };
+    if let SourceSpec::Csv(spec) = &src.spec
+        && !spec.options.null_values.is_empty()
+        && let Some(typed) = config.file_schema.clone()
+    {
+        // The CSV reader only knows the empty field as NULL: read every column as text,
+        // turn the extra NULL markers into NULL, then cast to the real types.
+        let strings: Vec<Field> = typed
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect();
+        let raw = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::new(Schema::new(strings)));
+        let raw = Arc::new(ListingTable::try_new(raw).map_err(engine)?);
+        let markers: Vec<Expr> = spec
+            .options
+            .null_values
+            .iter()
+            .map(|v| lit(v.clone()))
+            .collect();
+        let exprs = typed
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = ident(f.name());
+                let nulled = when(
+                    c.clone().in_list(markers.clone(), false),
+                    lit(ScalarValue::Utf8(None)),
+                )
+                .otherwise(c)?;
+                Ok(cast(nulled, f.data_type().clone()).alias(f.name()))
+            })
+            .collect::<Result<Vec<_>, DataFusionError>>()
+            .map_err(engine)?;
+        let view = ctx
+            .read_table(raw)
+            .and_then(|df| df.select(exprs))
+            .map_err(engine)?;
+        return Ok(view.into_view());
+    }
     let table = ListingTable::try_new(config).map_err(engine)?;
     Ok(Arc::new(table))
 }

@@ -305,8 +305,23 @@ impl<'a> Builder<'a> {
                 } else {
                     Style::Folded
                 };
-                let (line, indent) = self.block_start(pos.line);
-                (s, Pos::new(line, indent + 1), indent)
+                let at_indicator = self
+                    .lines
+                    .get(pos.line.saturating_sub(1))
+                    .and_then(|l| l.chars().nth(pos.col.saturating_sub(1)))
+                    .is_some_and(|c| c == '|' || c == '>');
+                if at_indicator {
+                    let (line, indent) = self.block_start(pos.line);
+                    (s, Pos::new(line, indent + 1), indent)
+                } else {
+                    let line = self
+                        .lines
+                        .get(pos.line.saturating_sub(1))
+                        .copied()
+                        .unwrap_or("");
+                    let indent = line.len() - line.trim_start().len();
+                    (s, Pos::new(pos.line, indent + 1), indent)
+                }
             }
         };
         Node {

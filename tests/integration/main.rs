@@ -1,0 +1,11 @@
+//! Integration tests: the real `etl` binary on fixture pipelines, outputs read back.
+//!
+//! One test binary (faster to build); each module covers one area.
+
+mod util;
+
+mod cli;
+mod errors;
+mod examples;
+mod sinks;
+mod sources;

@@ -1,0 +1,119 @@
+//! File sources: formats, paths, compression, NULLs.
+
+use std::io::Write;
+
+use crate::util::*;
+
+fn to_csv(f: &Fixture, source: &str, select: &str) -> Vec<Vec<String>> {
+    f.file("p.yaml", &format!("{source}\ntransforms:\n  t:\n    sql: {select}\nsinks:\n  out: {{ from: t, type: csv, path: out/t.csv }}\n"));
+    f.run(&["run", "p.yaml"]).expect_code(0);
+    read_csv(&f.path().join("out/t.csv"), &[])
+}
+
+#[test]
+fn csv_empty_fields_are_null_for_strings_too() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id,name\n1,\n2,bob\n");
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: csv, path: d/a.csv, schema: { id: int, name: string } }",
+        "\"SELECT id, name IS NULL AS missing FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["1", "true"], vec!["2", "false"]]);
+}
+
+#[test]
+fn csv_options_delimiter_and_null_values() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id;name\n1;NA\n2;bob\n");
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: csv, path: d/a.csv, options: { delimiter: ';', null_values: [NA] } }",
+        "\"SELECT id, name FROM s WHERE name IS NOT NULL\"",
+    );
+    assert_eq!(rows, vec![vec!["2", "bob"]]);
+}
+
+#[test]
+fn glob_and_directory_paths_read_every_file() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id\n1\n");
+    f.file("d/b.csv", "id\n2\n");
+    f.file("d/notes.txt", "not csv\n");
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: csv, path: \"d/*.csv\", schema: { id: int } }",
+        "\"SELECT sum(id) AS n FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["3"]]);
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: csv, path: d, schema: { id: int } }",
+        "\"SELECT sum(id) AS n FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["3"]]);
+}
+
+#[test]
+fn gzip_csv_and_json_lines_inputs() {
+    let f = Fixture::new();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"id,v\n1,10\n2,20\n").unwrap();
+    std::fs::create_dir_all(f.path().join("d")).unwrap();
+    std::fs::write(f.path().join("d/a.csv.gz"), gz.finish().unwrap()).unwrap();
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: csv, path: d/a.csv.gz, schema: { id: int, v: int } }",
+        "\"SELECT sum(v) AS total FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["30"]]);
+    f.file("d/c.jsonl", "{\"id\": 1, \"tags\": \"x\"}\n{\"id\": 2}\n");
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: json, path: d/c.jsonl }",
+        "\"SELECT id, tags FROM s ORDER BY id\"",
+    );
+    assert_eq!(rows, vec![vec!["1", "x"], vec!["2", ""]]);
+}
+
+#[test]
+fn lines_source_gives_one_row_per_line() {
+    let f = Fixture::new();
+    f.file(
+        "d/app.log",
+        "GET /a 200\r\nGET /b, with comma \"quoted\" 500\n\nPOST /c 201\n",
+    );
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: lines, path: d/app.log }",
+        "\"SELECT count(*) AS n, sum(CASE WHEN line LIKE '%500' THEN 1 ELSE 0 END) AS errors FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["4", "1"]]);
+}
+
+#[test]
+fn parquet_round_trip_and_inferred_csv_schema() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id,price\n1,2.5\n2,3.5\n");
+    f.file(
+        "p1.yaml",
+        "sources:\n  s: { type: csv, path: d/a.csv }\nsinks:\n  o: { from: s, type: parquet, path: mid/a.parquet }\n",
+    );
+    f.run(&["run", "p1.yaml"]).expect_code(0);
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: parquet, path: mid/a.parquet }",
+        "\"SELECT sum(price) AS total FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["6.0"]]);
+}
+
+#[test]
+fn unknown_schema_type_is_invalid() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id\n1\n");
+    f.file("p.yaml", "sources:\n  s:\n    type: csv\n    path: d/a.csv\n    schema: { id: integr }\nsinks:\n  o: { from: s, type: csv, path: o.csv }\n");
+    let r = f.run(&["validate", "p.yaml"]).expect_code(2);
+    assert!(r.stderr.contains("unknown type `integr`"), "{}", r.stderr);
+    assert!(r.stderr.contains("p.yaml:5:"), "{}", r.stderr);
+}
