@@ -117,3 +117,51 @@ fn unknown_schema_type_is_invalid() {
     assert!(r.stderr.contains("unknown type `integr`"), "{}", r.stderr);
     assert!(r.stderr.contains("p.yaml:5:"), "{}", r.stderr);
 }
+
+#[test]
+fn http_url_source_against_a_local_server() {
+    let f = Fixture::new();
+    f.file("www/sales.csv", "id,amount\n1,2.50\n2,4.00\n3,1.25\n");
+    let base = serve_dir(f.path().join("www"));
+    let rows = to_csv(
+        &f,
+        &format!(
+            "sources:\n  s: {{ type: csv, path: \"{base}/sales.csv\", schema: {{ id: int, amount: \"decimal(10,2)\" }} }}"
+        ),
+        "\"SELECT count(*) AS n, sum(amount) AS total FROM s\"",
+    );
+    assert_eq!(rows, vec![vec!["3", "7.75"]]);
+    // A missing URL is a run failure naming the source.
+    f.file(
+        "q.yaml",
+        &format!("sources:\n  s: {{ type: csv, path: \"{base}/nope.csv\", schema: {{ id: int }} }}\nsinks:\n  o: {{ from: s, type: csv, path: o.csv }}\n"),
+    );
+    let r = f.run(&["run", "q.yaml"]).expect_code(1);
+    assert!(r.stderr.contains("source `s`"), "{}", r.stderr);
+}
+
+#[test]
+fn vars_files_overrides_and_vars_referring_to_vars() {
+    let f = Fixture::new();
+    f.file("d/a.csv", "id\n1\n2\n3\n");
+    f.file("vars.yaml", "min_id: 2\n");
+    f.file(
+        "p.yaml",
+        "vars:\n  root: d\n  file: \"{{ root }}/a.csv\"\n  min_id: 1\n  out: out\nsources:\n  s: { type: csv, path: \"{{ file }}\", schema: { id: int } }\ntransforms:\n  t:\n    sql: \"SELECT count(*) AS n FROM s WHERE id >= {{ min_id }}\"\nsinks:\n  o: { from: t, type: csv, path: \"{{ out }}/t.csv\" }\n",
+    );
+    f.run(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(read_csv(&f.path().join("out/t.csv"), &[]), vec![vec!["3"]]);
+    f.run(&["run", "p.yaml", "--vars-file", "vars.yaml"])
+        .expect_code(0);
+    assert_eq!(read_csv(&f.path().join("out/t.csv"), &[]), vec![vec!["2"]]);
+    f.run(&[
+        "run",
+        "p.yaml",
+        "--vars-file",
+        "vars.yaml",
+        "--var",
+        "min_id=3",
+    ])
+    .expect_code(0);
+    assert_eq!(read_csv(&f.path().join("out/t.csv"), &[]), vec![vec!["1"]]);
+}

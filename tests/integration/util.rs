@@ -186,3 +186,80 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A tiny HTTP/1.1 file server on 127.0.0.1 (HEAD, GET, byte ranges) for URL sources.
+/// Serves `root` until the test process ends; returns the base URL.
+pub fn serve_dir(root: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut range: Option<(usize, Option<usize>)> = None;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        let lower = h.to_ascii_lowercase();
+                        if let Some(r) = lower.strip_prefix("range: bytes=") {
+                            let (a, b) = r.trim().split_once('-').unwrap_or(("0", ""));
+                            range = Some((a.parse().unwrap_or(0), b.parse().ok()));
+                        }
+                    }
+                    let mut parts = request.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts
+                        .next()
+                        .unwrap_or("/")
+                        .trim_start_matches('/')
+                        .to_string();
+                    let head = "Last-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\nETag: \"1\"\r\nAccept-Ranges: bytes\r\n";
+                    match std::fs::read(root.join(&path)) {
+                        Ok(body) => {
+                            let (status, slice) = match range {
+                                Some((a, b)) => {
+                                    let end =
+                                        b.map(|b| b + 1).unwrap_or(body.len()).min(body.len());
+                                    ("206 Partial Content", &body[a.min(end)..end])
+                                }
+                                None => ("200 OK", &body[..]),
+                            };
+                            let mut resp = format!(
+                                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{head}",
+                                slice.len()
+                            );
+                            if let Some((a, _)) = range {
+                                resp.push_str(&format!(
+                                    "Content-Range: bytes {a}-{}/{}\r\n",
+                                    a + slice.len().saturating_sub(1),
+                                    body.len()
+                                ));
+                            }
+                            resp.push_str("\r\n");
+                            let _ = stream.write_all(resp.as_bytes());
+                            if method != "HEAD" {
+                                let _ = stream.write_all(slice);
+                            }
+                        }
+                        Err(_) => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                        }
+                    }
+                    let _ = stream.flush();
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
