@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 
 use crate::cli::{Cli, ColorChoice, Command, LogFormat, VarArgs};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::{LoadOptions, load};
+use crate::load::LoadOptions;
 use crate::model::Pipeline;
 use crate::template::{EnvMode, parse_ds};
 
@@ -177,9 +177,10 @@ pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Loads and validates a pipeline; prints diagnostics (warnings too) on the way.
+/// Loads and validates a pipeline; prints diagnostics (warnings too) on the way. Every
+/// problem of every stage is reported before giving up.
 pub fn load_pipeline(file: &Path, opts: &LoadOptions, out: Output) -> Result<Pipeline, u8> {
-    let loaded = match load(file, opts) {
+    let mut loaded = match crate::load::load_lenient(file, opts) {
         Ok(l) => l,
         Err(mut d) => {
             d.sort();
@@ -187,10 +188,15 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions, out: Output) -> Result<Pip
             return Err(EXIT_INVALID);
         }
     };
-    out.diagnostics(&loaded.warnings);
-    crate::validate::validate(&loaded).map_err(|mut d| {
-        d.sort();
-        out.diagnostics(&d);
-        EXIT_INVALID
-    })
+    let mut diags = std::mem::take(&mut loaded.warnings);
+    let result = crate::validate::validate(&loaded);
+    if let Err(more) = &result {
+        diags.extend(more.clone());
+    }
+    diags.sort();
+    out.diagnostics(&diags);
+    match result {
+        Ok(p) if !diags.has_errors() => Ok(p),
+        _ => Err(EXIT_INVALID),
+    }
 }

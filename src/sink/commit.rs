@@ -247,6 +247,34 @@ async fn commit_object_store(ctx: &SessionContext, staged: &Staged) -> Result<()
     Ok(())
 }
 
+/// Removes staging places that killed runs left beside a local sink path (`.NAME.etl-tmp-*`,
+/// `.NAME.etl-old-*`). They were never moved into place, so nothing reads them.
+pub fn remove_stale_staging(sink: &Sink) {
+    if crate::validate::is_url(&sink.location) {
+        return;
+    }
+    let target = Path::new(sink.location.trim_end_matches('/'));
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let prefixes = [
+        format!(".{}.etl-tmp-", name.to_string_lossy()),
+        format!(".{}.etl-old-", name.to_string_lossy()),
+    ];
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing output left by an interrupted run");
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
 /// Removes a staged output (after a failure elsewhere in the run).
 pub async fn abort(ctx: &SessionContext, staged: &Staged) {
     remove_staging(ctx, &staged.staging).await;

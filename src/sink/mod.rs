@@ -8,7 +8,9 @@
 mod commit;
 mod file;
 
-pub use commit::{Staged, abort, commit, exists_non_empty, remove_staging, staging_location};
+pub use commit::{
+    Staged, abort, commit, exists_non_empty, remove_staging, remove_stale_staging, staging_location,
+};
 pub use file::write;
 
 /// A sink could not write or commit.

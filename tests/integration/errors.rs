@@ -261,3 +261,33 @@ fn bad_command_line_values_exit_2() {
     f.run(&["run", &p, "--select", "nosuch"]).expect_code(2);
     f.run(&["frobnicate"]).expect_code(2);
 }
+
+#[test]
+fn output_left_by_a_killed_run_is_cleaned_and_never_read() {
+    let (f, p) = pipeline(GOOD);
+    // What a run killed mid-write leaves: a hidden staging folder beside the output.
+    f.file("out/.totals.etl-tmp-deadbeef/part-0.parquet", "partial");
+    f.run(&["run", &p]).expect_code(0);
+    let names: Vec<String> = std::fs::read_dir(f.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["totals"]);
+    assert_eq!(
+        read_parquet(&f.path().join("out/totals"), &[], &[]).len(),
+        2
+    );
+}
+
+#[test]
+fn validate_output_snapshot() {
+    let body = GOOD
+        .replace(
+            "    path: \"{{ out }}/totals\"",
+            "    path: \"{{ out }}/totals\"\n    partiton_by: [rowid]",
+        )
+        .replace("FROM sales", "FROM saels");
+    let (f, p) = pipeline(&body);
+    let r = f.run(&["validate", &p]).expect_code(2);
+    insta::assert_snapshot!("validate_two_errors", r.stderr);
+}

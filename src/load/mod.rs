@@ -5,15 +5,15 @@
 //! each section entry is deserialized on its own, so one bad entry does not hide the others:
 //! all problems come back as diagnostics with file, YAML path and line:col.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod vars;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use indexmap::IndexMap;
-use minijinja::value::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::secrets;
 use crate::spec::sink::{PLANNED_SINK_TYPES, SINK_TYPES};
 use crate::spec::source::{PLANNED_SOURCE_TYPES, SOURCE_TYPES};
 use crate::spec::{PipelineSpec, SinkSpec, SourceSpec};
@@ -68,11 +68,25 @@ pub struct Loaded {
     pub vars: BTreeMap<String, serde_json::Value>,
     /// The renderer, for `sql_file` contents.
     pub templater: Templater,
-    /// Warnings met while loading.
+    /// Problems met while loading: warnings, and with [`load_lenient`] errors too.
     pub warnings: Diagnostics,
 }
 
 impl Loaded {
+    /// Every name declared under `section` in the file, including entries that did not
+    /// deserialize (so references to them are not reported a second time).
+    pub fn declared(&self, section: &str) -> Vec<String> {
+        self.root
+            .get(section)
+            .and_then(Node::as_map)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The place of a YAML path in the file.
     pub fn pos(&self, path: &str) -> Option<Pos> {
         yaml::lookup(&self.root, path).map(|n| n.pos)
@@ -100,6 +114,17 @@ impl Loaded {
 
 /// Loads a pipeline file. On failure, returns every diagnostic found.
 pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    let loaded = load_lenient(file, opts)?;
+    if loaded.warnings.has_errors() {
+        return Err(loaded.warnings);
+    }
+    Ok(loaded)
+}
+
+/// Loads a pipeline file as far as it can: fails only when the file cannot be read or is
+/// not a YAML mapping. Entries that do not deserialize are left out of the spec and their
+/// errors are in `warnings`, so later stages can still report their own problems.
+pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
     let text = std::fs::read_to_string(file).map_err(|e| {
         let mut d = Diagnostics::default();
@@ -148,8 +173,8 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut templater = Templater::new(&globals, opts.env_mode);
     let cx = Cx { file };
 
-    let var_nodes = collect_var_nodes(&root, opts, &cx, &mut diags);
-    let vars = resolve_vars(&var_nodes, &mut templater, &cx, &mut diags);
+    let var_nodes = vars::collect_var_nodes(&root, opts, &cx, &mut diags);
+    let vars = vars::resolve_vars(&var_nodes, &mut templater, &cx, &mut diags);
 
     let rendered = render_root(&root, &templater, &cx, &mut diags);
     for name in templater.take_unset_env() {
@@ -162,9 +187,6 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
         );
     }
     let spec = deserialize(&rendered, &cx, &mut diags);
-    if diags.has_errors() {
-        return Err(diags);
-    }
     let warnings = diags;
     Ok(Loaded {
         file: file.to_path_buf(),
@@ -178,7 +200,7 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     })
 }
 
-struct Cx<'a> {
+pub(super) struct Cx<'a> {
     file: &'a Path,
 }
 
@@ -209,188 +231,6 @@ impl Cx<'_> {
             .in_file(self.file)
             .at(Some(pos))
             .at_path(path)
-    }
-}
-
-/// Var definitions in override order: file defaults, then the vars file, then `--var`.
-fn collect_var_nodes(
-    root: &Node,
-    opts: &LoadOptions,
-    cx: &Cx,
-    diags: &mut Diagnostics,
-) -> IndexMap<String, (Node, String)> {
-    let mut out: IndexMap<String, (Node, String)> = IndexMap::new();
-    match root.get("vars").map(|v| &v.kind) {
-        Some(Kind::Map(entries)) => {
-            for (k, v) in entries {
-                let key = k.as_str().unwrap_or_default().to_string();
-                out.insert(key.clone(), (v.clone(), format!("vars.{key}")));
-            }
-        }
-        Some(_) if !root.get("vars").is_some_and(Node::is_null) => diags.push(
-            Diagnostic::error("`vars` is a mapping of names to values")
-                .in_file(cx.file)
-                .at_path("vars")
-                .at(root.get("vars").map(|n| n.pos)),
-        ),
-        _ => {}
-    }
-    if let Some(vf) = &opts.vars_file {
-        match std::fs::read_to_string(vf)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                yaml::parse(&t).map_err(|e| format!("invalid YAML at {}: {}", e.pos, e.message))
-            }) {
-            Ok(node) => match &node.kind {
-                Kind::Map(entries) => {
-                    for (k, v) in entries {
-                        let key = k.as_str().unwrap_or_default().to_string();
-                        out.insert(key.clone(), (v.clone(), format!("(--vars-file) {key}")));
-                    }
-                }
-                _ => diags.push(
-                    Diagnostic::error("a vars file is a mapping of names to values").in_file(vf),
-                ),
-            },
-            Err(e) => {
-                diags.push(Diagnostic::error(format!("cannot read the vars file: {e}")).in_file(vf))
-            }
-        }
-    }
-    for (k, v) in &opts.extra_vars {
-        out.insert(k.clone(), (json_to_node(v), format!("(test vars) {k}")));
-    }
-    for (k, v) in &opts.vars {
-        // A `--var` value is typed like a plain YAML scalar: `--var n=2` is a number.
-        let node = Node::scalar(v.clone(), Style::Plain, Pos::new(0, 0));
-        out.insert(k.clone(), (node, format!("(--var) {k}")));
-    }
-    out
-}
-
-fn json_to_node(v: &serde_json::Value) -> Node {
-    let pos = Pos::new(0, 0);
-    match v {
-        serde_json::Value::Null => Node::scalar("null", Style::Plain, pos),
-        serde_json::Value::String(s) => Node::scalar(s.clone(), Style::Quoted, pos),
-        serde_json::Value::Array(items) => Node {
-            kind: Kind::Seq(items.iter().map(json_to_node).collect()),
-            pos,
-            text_pos: pos,
-            indent: 0,
-        },
-        serde_json::Value::Object(map) => Node {
-            kind: Kind::Map(
-                map.iter()
-                    .map(|(k, v)| (Node::scalar(k.clone(), Style::Plain, pos), json_to_node(v)))
-                    .collect(),
-            ),
-            pos,
-            text_pos: pos,
-            indent: 0,
-        },
-        other => Node::scalar(other.to_string(), Style::Plain, pos),
-    }
-}
-
-fn string_leaves<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
-    match &node.kind {
-        Kind::Scalar(s, _) => out.push(s),
-        Kind::Seq(items) => items.iter().for_each(|i| string_leaves(i, out)),
-        Kind::Map(entries) => entries.iter().for_each(|(_, v)| string_leaves(v, out)),
-    }
-}
-
-/// Resolves vars in dependency order and adds them to the templater.
-fn resolve_vars(
-    var_nodes: &IndexMap<String, (Node, String)>,
-    templater: &mut Templater,
-    cx: &Cx,
-    diags: &mut Diagnostics,
-) -> BTreeMap<String, serde_json::Value> {
-    let names: HashSet<&str> = var_nodes.keys().map(String::as_str).collect();
-    let deps: HashMap<&str, Vec<String>> = var_nodes
-        .iter()
-        .map(|(name, (node, _))| {
-            let mut leaves = Vec::new();
-            string_leaves(node, &mut leaves);
-            let refs = leaves
-                .iter()
-                .filter(|s| Templater::is_template(s))
-                .flat_map(|s| templater.referenced_names(s))
-                .filter(|r| names.contains(r.as_str()) && r != name)
-                .collect();
-            (name.as_str(), refs)
-        })
-        .collect();
-    let mut resolved = BTreeMap::new();
-    let mut done: HashSet<String> = HashSet::new();
-    let mut pending: Vec<&str> = var_nodes.keys().map(String::as_str).collect();
-    while !pending.is_empty() {
-        let (ready, blocked): (Vec<&str>, Vec<&str>) = pending
-            .iter()
-            .partition(|n| deps[*n].iter().all(|d| done.contains(d)));
-        if ready.is_empty() {
-            let (node, path) = &var_nodes[blocked[0]];
-            diags.push(
-                Diagnostic::error(format!(
-                    "vars refer to each other in a cycle: {}",
-                    blocked.join(" → ")
-                ))
-                .in_file(cx.file)
-                .at_path(path.clone())
-                .at(Some(node.pos).filter(|p| p.line > 0)),
-            );
-            break;
-        }
-        for name in ready {
-            let (node, path) = &var_nodes[name];
-            let value = render_value(node, templater, cx, path, diags);
-            let json: serde_json::Value = serde_json::to_value(&value).unwrap_or_default();
-            if secrets::contains_secret(&json.to_string()) {
-                tracing::debug!(var = name, "var holds a secret");
-            }
-            templater.set_var(name, value);
-            resolved.insert(name.to_string(), json);
-            done.insert(name.to_string());
-        }
-        pending = blocked;
-    }
-    resolved
-}
-
-/// A var's value: scalars typed by the YAML core schema, templates rendered (a lone
-/// expression keeps its type), lists and maps rendered leaf by leaf.
-fn render_value(node: &Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) -> Value {
-    match &node.kind {
-        Kind::Scalar(s, _) if Templater::is_template(s) => match t.render_value(s) {
-            Ok(v) => v,
-            Err(e) => {
-                diags.push(cx.template_error(e, node, path));
-                Value::UNDEFINED
-            }
-        },
-        Kind::Scalar(..) => {
-            let json: serde_json::Value = from_node(node, path).unwrap_or_default();
-            Value::from_serialize(&json)
-        }
-        Kind::Seq(items) => Value::from(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| render_value(n, t, cx, &format!("{path}[{i}]"), diags))
-                .collect::<Vec<_>>(),
-        ),
-        Kind::Map(entries) => Value::from(
-            entries
-                .iter()
-                .map(|(k, v)| {
-                    let key = k.as_str().unwrap_or_default().to_string();
-                    let val = render_value(v, t, cx, &join(path, &key), diags);
-                    (key, val)
-                })
-                .collect::<BTreeMap<_, _>>(),
-        ),
     }
 }
 

@@ -1,0 +1,320 @@
+//! The phases of a run after planning: shared transforms, checks, staged writes, commit.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use futures::future::join_all;
+
+use super::progress::Progress;
+use super::report::{StepKind, StepReport, StepStatus};
+use super::{RunOutcome, place};
+use crate::check::{CheckOutcome, run_check};
+use crate::diagnostic::Diagnostic;
+use crate::model::{Check, Pipeline};
+use crate::sink::{self, SinkError, Staged};
+use crate::spec::SourceSpec;
+
+/// What every phase needs.
+pub(super) struct Cx<'a> {
+    pub ctx: &'a SessionContext,
+    pub p: &'a Pipeline,
+    pub needed: &'a [String],
+    pub run_id: &'a str,
+    pub progress: &'a Progress,
+}
+
+/// A dry run: plan every check, report what each sink would write.
+pub(super) async fn dry_run(
+    ctx: &SessionContext,
+    p: &Pipeline,
+    sinks: &[String],
+    checks: &[Check],
+    out: &mut RunOutcome,
+) -> Result<(), Diagnostic> {
+    for c in checks {
+        let planned = match ctx.table(c.target.as_str()).await {
+            Ok(df) => crate::check::failing_rows(df, &c.kind),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = planned {
+            let msg = format!(
+                "check `{}`: {}",
+                c.name,
+                crate::plan::clean_message(&e.to_string())
+            );
+            return Err(place(p, &c.yaml_path, msg));
+        }
+    }
+    for s in sinks {
+        out.steps.push(
+            StepReport::new(s, StepKind::Sink, StepStatus::Skipped)
+                .with_detail(format!("dry run: would write {}", p.sinks[s].location)),
+        );
+    }
+    Ok(())
+}
+
+/// Materialises transforms read by more than one sink or check, so they are computed once.
+pub(super) async fn materialize_shared(
+    cx: &Cx<'_>,
+    sinks: &[String],
+    checks: &[Check],
+    out: &mut RunOutcome,
+) -> Result<(), Diagnostic> {
+    let p = cx.p;
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for s in sinks {
+        *readers.entry(p.sinks[s].from.as_str()).or_default() += 1;
+    }
+    for c in checks {
+        *readers.entry(c.target.as_str()).or_default() += 1;
+    }
+    for name in p.transforms.keys() {
+        if readers.get(name.as_str()).copied().unwrap_or(0) < 2 {
+            continue;
+        }
+        let yaml_path = format!("transforms.{name}");
+        let bar = cx
+            .progress
+            .step(&format!("transform {name} (shared, computed once)"));
+        let start = Instant::now();
+        let df = cx
+            .ctx
+            .table(name.as_str())
+            .await
+            .map_err(|e| place(p, &yaml_path, e.to_string()))?;
+        let cached = match df.cache().await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(read_failure(cx, &e, &yaml_path, &format!("transform `{name}`")).await);
+            }
+        };
+        let rows = cached.clone().count().await.unwrap_or(0);
+        let _ = cx.ctx.deregister_table(name.as_str());
+        cx.ctx
+            .register_table(name.as_str(), cached.into_view())
+            .map_err(|e| place(p, &yaml_path, e.to_string()))?;
+        bar.finish();
+        out.steps.push(
+            StepReport::new(name, StepKind::Transform, StepStatus::Ok)
+                .timed(start.elapsed().as_secs_f64())
+                .with_rows(rows as u64)
+                .with_detail("shared: computed once".into()),
+        );
+    }
+    Ok(())
+}
+
+/// Runs the checks concurrently; the first failed `error` check stops the run.
+pub(super) async fn run_checks(
+    cx: &Cx<'_>,
+    checks: &[Check],
+    out: &mut RunOutcome,
+) -> Result<(), Diagnostic> {
+    let results = join_all(checks.iter().map(|c| async move {
+        let bar = cx
+            .progress
+            .step(&format!("check {} on {}", c.name, c.target));
+        let t = Instant::now();
+        let r = run_check(cx.ctx, c).await;
+        bar.finish();
+        (c, r, t.elapsed().as_secs_f64())
+    }))
+    .await;
+    let mut fatal: Option<Diagnostic> = None;
+    for (c, r, secs) in results {
+        match r {
+            Ok(outcome) => {
+                let status = match (outcome.passed(), outcome.is_fatal()) {
+                    (true, _) => StepStatus::Ok,
+                    (false, true) => StepStatus::Failed,
+                    (false, false) => StepStatus::Warned,
+                };
+                if outcome.is_fatal() && fatal.is_none() {
+                    fatal = Some(check_failure(cx.p, &outcome));
+                }
+                out.steps.push(check_step(&outcome, status, secs));
+            }
+            Err(e) => {
+                let what = format!("check `{}` on `{}`", c.name, c.target);
+                let d = read_failure(cx, &e, &c.yaml_path, &what).await;
+                out.steps.push(
+                    StepReport::new(
+                        &format!("{}: {}", c.target, c.name),
+                        StepKind::Check,
+                        StepStatus::Failed,
+                    )
+                    .timed(secs)
+                    .with_detail(d.message.clone()),
+                );
+                fatal.get_or_insert(d);
+            }
+        }
+    }
+    fatal.map_or(Ok(()), Err)
+}
+
+/// Writes every sink to its staging place, concurrently. On any failure, removes all staged
+/// output and returns the first error.
+pub(super) async fn write_sinks(
+    cx: &Cx<'_>,
+    sinks: &[String],
+    out: &mut RunOutcome,
+) -> Result<Vec<(Staged, f64)>, Diagnostic> {
+    let writes = join_all(sinks.iter().map(|name| async move {
+        let s = &cx.p.sinks[name];
+        let bar = cx.progress.step(&format!("sink {name} → {}", s.location));
+        let t = Instant::now();
+        let r = match cx.ctx.table(s.from.as_str()).await {
+            Ok(df) => sink::write(cx.ctx, cx.p, s, df, cx.run_id).await,
+            Err(error) => Err(SinkError::Write {
+                name: s.name.clone(),
+                error,
+            }),
+        };
+        bar.finish();
+        (s, r, t.elapsed().as_secs_f64())
+    }))
+    .await;
+    let mut staged: Vec<(Staged, f64)> = Vec::new();
+    let mut failure: Option<Diagnostic> = None;
+    for (s, r, secs) in writes {
+        match r {
+            Ok(st) => staged.push((st, secs)),
+            Err(e) => {
+                let d = match &e {
+                    SinkError::Write { error, .. } => {
+                        read_failure(cx, error, &s.yaml_path, &format!("sink `{}`", s.name)).await
+                    }
+                    other => place(cx.p, &s.yaml_path, other.to_string()),
+                };
+                out.steps.push(
+                    StepReport::new(&s.name, StepKind::Sink, StepStatus::Failed)
+                        .timed(secs)
+                        .with_detail(d.message.clone()),
+                );
+                failure.get_or_insert(d);
+                // Whatever a failed writer left in its staging place goes.
+                sink::remove_staging(cx.ctx, &sink::staging_location(s, cx.run_id)).await;
+            }
+        }
+    }
+    let Some(d) = failure else { return Ok(staged) };
+    for (st, secs) in &staged {
+        sink::abort(cx.ctx, st).await;
+        out.steps.push(
+            StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Skipped)
+                .timed(*secs)
+                .with_detail("written, not committed: another sink failed".into()),
+        );
+    }
+    Err(d)
+}
+
+/// Moves every staged output into place.
+pub(super) async fn commit_all(
+    cx: &Cx<'_>,
+    staged: &[(Staged, f64)],
+    out: &mut RunOutcome,
+) -> Result<(), Diagnostic> {
+    for (i, (st, secs)) in staged.iter().enumerate() {
+        if let Err(e) = sink::commit(cx.ctx, st, cx.run_id).await {
+            for (rest, _) in &staged[i..] {
+                sink::abort(cx.ctx, rest).await;
+            }
+            out.steps.push(
+                StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Failed)
+                    .timed(*secs)
+                    .with_detail(e.to_string()),
+            );
+            return Err(place(cx.p, &st.sink.yaml_path, e.to_string()));
+        }
+        let files = format!("{} file{}", st.files, if st.files == 1 { "" } else { "s" });
+        out.steps.push(
+            StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Ok)
+                .timed(*secs)
+                .with_rows(st.rows)
+                .with_bytes(st.bytes)
+                .with_detail(format!("{files} → {}", st.sink.location)),
+        );
+    }
+    Ok(())
+}
+
+/// Explains a failure while reading: if a CSV or JSON source has a bad row, say exactly where.
+async fn read_failure(
+    cx: &Cx<'_>,
+    err: &DataFusionError,
+    yaml_path: &str,
+    what: &str,
+) -> Diagnostic {
+    let text = err.to_string();
+    let markers = [
+        "Parser error",
+        "Csv error",
+        "Json error",
+        "parsing value",
+        "Error parsing",
+        "Cast error",
+        "incorrect number of fields",
+        "Encountered unexpected",
+        "not a valid",
+    ];
+    if markers.iter().any(|m| text.contains(m)) {
+        for name in cx.needed {
+            let Some(src) = cx.p.sources.get(name) else {
+                continue;
+            };
+            if !matches!(src.spec, SourceSpec::Csv(_) | SourceSpec::Json(_)) {
+                continue;
+            }
+            let schema = match (&src.schema, cx.ctx.table_provider(name.as_str()).await) {
+                (Some(s), _) => s.clone(),
+                (None, Ok(t)) => t.schema(),
+                (None, Err(_)) => continue,
+            };
+            if let Some(bad) = crate::source::locate_bad_row(cx.ctx, src, schema).await {
+                let path_key = format!("{}.path", src.yaml_path);
+                return Diagnostic::error(bad.to_string())
+                    .in_file(&cx.p.file)
+                    .at_path(path_key.clone())
+                    .at(cx.p.pos(&path_key))
+                    .with_help(
+                        "fix the row, or declare the column with a type that fits it in `schema:`",
+                    );
+            }
+        }
+    }
+    place(
+        cx.p,
+        yaml_path,
+        format!("{what}: {}", crate::plan::clean_message(&text)),
+    )
+}
+
+fn check_failure(p: &Pipeline, o: &CheckOutcome) -> Diagnostic {
+    let msg = format!(
+        "check {} on `{}` failed: {}",
+        o.check.name, o.check.target, o.detail
+    );
+    let d = place(p, &o.check.yaml_path, msg);
+    match &o.sample {
+        Some(s) => d.with_help(format!(
+            "failing rows (first {}):\n{s}",
+            s.lines().count().saturating_sub(4)
+        )),
+        None => d,
+    }
+}
+
+fn check_step(o: &CheckOutcome, status: StepStatus, secs: f64) -> StepReport {
+    StepReport::new(
+        &format!("{}: {}", o.check.target, o.check.name),
+        StepKind::Check,
+        status,
+    )
+    .timed(secs)
+    .with_detail(o.detail.clone())
+}

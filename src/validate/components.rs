@@ -1,0 +1,279 @@
+//! Sources, checks and sinks: the per-entry static checks.
+
+use super::{has_glob, is_url, resolve_local};
+use crate::diagnostic::{Diagnostics, did_you_mean};
+use crate::load::Loaded;
+use crate::model::{Check, CheckKind, Sink, Source};
+use crate::spec::source::OnBadRow;
+use crate::spec::{CheckSpec, SinkSpec, SourceSpec};
+use crate::types::{TYPE_NAMES, schema_from_spec};
+
+pub(super) fn source(
+    loaded: &Loaded,
+    name: &str,
+    spec: &SourceSpec,
+    diags: &mut Diagnostics,
+) -> Option<Source> {
+    let yaml_path = format!("sources.{name}");
+    let schema = match spec.schema() {
+        Some(s) => match schema_from_spec(s) {
+            Ok(schema) => Some(schema),
+            Err((col, ty)) => {
+                diags.push(
+                    loaded
+                        .error_at(
+                            &format!("{yaml_path}.schema.{col}"),
+                            format!("unknown type `{ty}` for column `{col}`"),
+                        )
+                        .with_help(format!("types are: {TYPE_NAMES}")),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let (path, on_bad_row, connection) = match spec {
+        SourceSpec::Csv(s) => (Some(&s.path), s.on_bad_row, &s.connection),
+        SourceSpec::Json(s) => (Some(&s.path), s.on_bad_row, &s.connection),
+        SourceSpec::Parquet(s) => (Some(&s.path), s.on_bad_row, &s.connection),
+        SourceSpec::Avro(s) => (Some(&s.path), s.on_bad_row, &s.connection),
+        SourceSpec::Lines(s) => (Some(&s.path), s.on_bad_row, &s.connection),
+        SourceSpec::Inline(_) => (None, OnBadRow::Fail, &None),
+    };
+    if on_bad_row != OnBadRow::Fail {
+        diags.push(loaded.error_at(
+            &format!("{yaml_path}.on_bad_row"),
+            format!(
+                "`on_bad_row: {}` is not available in this version of etl; bad rows stop the run",
+                match on_bad_row {
+                    OnBadRow::Skip => "skip",
+                    _ => "quarantine",
+                }
+            ),
+        ));
+    }
+    check_connection(loaded, &yaml_path, connection.as_deref(), diags);
+    if let SourceSpec::Csv(c) = spec {
+        for (key, v) in [
+            ("delimiter", &c.options.delimiter),
+            ("quote", &c.options.quote),
+            ("escape", &c.options.escape),
+            ("comment", &c.options.comment),
+        ] {
+            if let Some(v) = v
+                && v.len() != 1
+            {
+                diags.push(loaded.error_at(
+                    &format!("{yaml_path}.options.{key}"),
+                    format!("`{key}` is one ASCII character, found `{v}`"),
+                ));
+            }
+        }
+    }
+    if let SourceSpec::Inline(i) = spec
+        && i.rows.is_empty()
+        && schema.is_none()
+    {
+        diags.push(loaded.error_at(
+            &format!("{yaml_path}.rows"),
+            "an inline source without rows needs a `schema`",
+        ));
+    }
+    let locations = match path {
+        Some(p) if p.trim().is_empty() => {
+            diags.push(loaded.error_at(&format!("{yaml_path}.path"), "`path` is empty"));
+            return None;
+        }
+        Some(p) if is_url(p) => vec![p.clone()],
+        Some(p) => vec![
+            resolve_local(&loaded.base_dir, p)
+                .to_string_lossy()
+                .into_owned(),
+        ],
+        None => Vec::new(),
+    };
+    Some(Source {
+        name: name.to_string(),
+        spec: spec.clone(),
+        schema,
+        locations,
+        on_bad_row,
+        yaml_path,
+    })
+}
+
+fn check_connection(
+    loaded: &Loaded,
+    yaml_path: &str,
+    connection: Option<&str>,
+    diags: &mut Diagnostics,
+) {
+    if let Some(c) = connection
+        && !loaded.spec.connections.contains_key(c)
+    {
+        let mut d = loaded.error_at(
+            &format!("{yaml_path}.connection"),
+            format!("unknown connection `{c}`"),
+        );
+        if let Some(h) = did_you_mean(c, loaded.spec.connections.keys().map(String::as_str)) {
+            d = d.with_help(h);
+        }
+        diags.push(d);
+    }
+}
+
+pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostics) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (target, list) in &loaded.spec.checks {
+        if !relations.contains(&target.as_str()) {
+            let mut d = loaded.error_at_key(
+                &format!("checks.{target}"),
+                format!("checks on `{target}`, which is neither a source nor a transform"),
+            );
+            if let Some(h) = did_you_mean(target, relations.iter().copied()) {
+                d = d.with_help(h);
+            }
+            diags.push(d);
+            continue;
+        }
+        for (i, c) in list.iter().enumerate() {
+            let yaml_path = format!("checks.{target}[{i}]");
+            match check_kind(c) {
+                Ok((kind, default_name)) => out.push(Check {
+                    target: target.clone(),
+                    name: c.name.clone().unwrap_or(default_name),
+                    kind,
+                    severity: c.severity,
+                    yaml_path,
+                }),
+                Err(msg) => diags.push(loaded.error_at(&yaml_path, msg)),
+            }
+        }
+    }
+    out
+}
+
+fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
+    let mut kinds = Vec::new();
+    if let Some(cols) = &c.not_null {
+        let cols = cols.to_vec();
+        kinds.push((
+            CheckKind::NotNull(cols.clone()),
+            format!("not_null({})", cols.join(", ")),
+        ));
+    }
+    if let Some(cols) = &c.unique {
+        let cols = cols.to_vec();
+        kinds.push((
+            CheckKind::Unique(cols.clone()),
+            format!("unique({})", cols.join(", ")),
+        ));
+    }
+    if let Some(a) = &c.accepted_values {
+        kinds.push((
+            CheckKind::AcceptedValues {
+                column: a.column.clone(),
+                values: a.values.clone(),
+            },
+            format!("accepted_values({})", a.column),
+        ));
+    }
+    if let Some(r) = &c.row_count {
+        if r.min.is_none() && r.max.is_none() {
+            return Err("`row_count` needs `min`, `max` or both".into());
+        }
+        let name = format!(
+            "row_count({}..{})",
+            r.min.map(|m| m.to_string()).unwrap_or_default(),
+            r.max.map(|m| m.to_string()).unwrap_or_default()
+        );
+        kinds.push((
+            CheckKind::RowCount {
+                min: r.min,
+                max: r.max,
+            },
+            name,
+        ));
+    }
+    if let Some(e) = &c.expect {
+        kinds.push((
+            CheckKind::Expect(e.clone()),
+            format!("expect({})", e.trim()),
+        ));
+    }
+    match kinds.len() {
+        1 => Ok(kinds.remove(0)),
+        0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
+        _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
+    }
+}
+
+pub(super) fn sink(
+    loaded: &Loaded,
+    name: &str,
+    spec: &SinkSpec,
+    relations: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<Sink> {
+    let yaml_path = format!("sinks.{name}");
+    let (path, partition_by, mode, connection, ext) = match spec {
+        SinkSpec::Parquet(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".parquet"),
+        SinkSpec::Csv(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".csv"),
+        SinkSpec::Json(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".json"),
+    };
+    let from = spec.from();
+    let mut ok = true;
+    if !relations.contains(&from) {
+        let mut d = loaded.error_at(
+            &format!("{yaml_path}.from"),
+            format!("sink `{name}` reads `{from}`, which is neither a source nor a transform"),
+        );
+        if let Some(h) = did_you_mean(from, relations.iter().copied()) {
+            d = d.with_help(h);
+        }
+        diags.push(d);
+        ok = false;
+    }
+    check_connection(loaded, &yaml_path, connection.as_deref(), diags);
+    let lower = path.to_ascii_lowercase();
+    let single_file = partition_by.is_empty()
+        && (lower.ends_with(ext)
+            || (ext == ".json" && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))));
+    if single_file && mode == crate::spec::sink::SinkMode::Append {
+        diags.push(
+            loaded
+                .error_at(
+                    &format!("{yaml_path}.mode"),
+                    "`append` adds part files to a folder, but this path names one file",
+                )
+                .with_help(format!(
+                    "drop the `{ext}` extension from `path` to write a folder of parts"
+                )),
+        );
+        ok = false;
+    }
+    if path.trim().is_empty() || has_glob(path) {
+        diags.push(loaded.error_at(
+            &format!("{yaml_path}.path"),
+            "a sink path is a folder or a file name, without wildcards",
+        ));
+        ok = false;
+    }
+    let location = if is_url(path) {
+        path.clone()
+    } else {
+        resolve_local(&loaded.base_dir, path)
+            .to_string_lossy()
+            .into_owned()
+    };
+    ok.then(|| Sink {
+        name: name.to_string(),
+        from: from.to_string(),
+        spec: spec.clone(),
+        location,
+        single_file,
+        partition_by: partition_by.clone(),
+        mode,
+        yaml_path,
+    })
+}
