@@ -35,8 +35,17 @@ pub fn session(opts: &EngineOptions) -> Result<SessionContext, DataFusionError> 
     }
     let options = config.options_mut();
     options.sql_parser.collect_spans = true;
+    // Star schemas join a large fact table with small dimensions: broadcast a build side
+    // of up to 64 MiB / 2M rows instead of repartitioning the fact table by key.
+    options.optimizer.hash_join_single_partition_threshold = 64 << 20;
+    options.optimizer.hash_join_single_partition_threshold_rows = 2_000_000;
     // Parquet output: zstd unless a sink says otherwise.
     options.execution.parquet.compression = Some("zstd(3)".into());
+    if let Some(limit) = opts.memory_limit {
+        // Each sort keeps this much back for merging its spill files; the default (10 MiB
+        // per partition) would use up a small limit before any data is sorted.
+        options.execution.sort_spill_reservation_bytes = (limit / 16).clamp(256 << 10, 10 << 20);
+    }
     let mut disk = DiskManagerBuilder::default();
     if let Some(dir) = &opts.spill_dir {
         std::fs::create_dir_all(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;

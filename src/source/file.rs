@@ -73,7 +73,8 @@ pub fn listing_url(location: &str) -> Result<ListingTableUrl, String> {
         let cut = location.find(['*', '?', '[']).unwrap_or(location.len());
         let base_end = location[..cut].rfind('/').map(|i| i + 1).unwrap_or(cut);
         let base = url::Url::parse(&location[..base_end]).map_err(|e| e.to_string())?;
-        let pattern = glob::Pattern::new(location).map_err(|e| e.to_string())?;
+        // The pattern is matched against the path below the base, as for local globs.
+        let pattern = glob::Pattern::new(&location[base_end..]).map_err(|e| e.to_string())?;
         return ListingTableUrl::try_new(base, Some(pattern)).map_err(|e| e.to_string());
     }
     ListingTableUrl::parse(location).map_err(|e| e.to_string())
@@ -232,6 +233,12 @@ pub async fn build(
         .locations
         .iter()
         .any(|l| is_local_dir(l) || l.ends_with('/'));
+    let format: Arc<dyn FileFormat> = match &src.spec {
+        SourceSpec::Csv(_) | SourceSpec::Json(_) => {
+            Arc::new(super::sized::SizedFormat::new(format))
+        }
+        _ => format,
+    };
     let options =
         ListingOptions::new(format).with_file_extension(if any_dir { ext.as_str() } else { "" });
     let engine = |error| SourceError::Engine {

@@ -8,6 +8,7 @@ mod file;
 mod inline;
 mod lines;
 mod locate;
+mod sized;
 
 use std::sync::Arc;
 

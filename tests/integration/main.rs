@@ -7,5 +7,6 @@ mod util;
 mod cli;
 mod errors;
 mod examples;
+mod object_store;
 mod sinks;
 mod sources;
