@@ -145,6 +145,8 @@ pub struct Pipeline {
     pub base_dir: PathBuf,
     /// Where run records go.
     pub state_dir: PathBuf,
+    /// This run's id.
+    pub run_id: String,
     /// Resolved vars (may hold secrets; redact before printing).
     pub vars: BTreeMap<String, serde_json::Value>,
     /// Named connections.

@@ -66,6 +66,8 @@ pub struct Loaded {
     pub root: Node,
     /// The resolved vars (values from `env()` are secrets: redact before printing).
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// This run's id.
+    pub run_id: String,
     /// The renderer, for `sql_file` contents.
     pub templater: Templater,
     /// Problems met while loading: warnings, and with [`load_lenient`] errors too.
@@ -195,6 +197,7 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         spec,
         root: rendered,
         vars,
+        run_id: opts.run_id.clone(),
         templater,
         warnings,
     })

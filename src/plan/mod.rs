@@ -34,6 +34,8 @@ pub struct Planned {
     pub schemas: IndexMap<String, SchemaRef>,
     /// Warnings (lenient mode).
     pub warnings: Diagnostics,
+    /// Bad-row logs of sources that skip or quarantine bad rows.
+    pub bad_rows: Vec<Arc<source::BadRowLog>>,
 }
 
 /// Why planning failed.
@@ -57,11 +59,22 @@ pub async fn plan(
     let mut warnings = Diagnostics::default();
     let mut errors = Diagnostics::default();
     let mut unavailable: Vec<String> = Vec::new();
+    let mut bad_rows = Vec::new();
     for (name, src) in &pipeline.sources {
         if !wanted(name) {
             continue;
         }
-        match source::build(&ctx, pipeline, src).await {
+        let built = if src.on_bad_row == crate::spec::source::OnBadRow::Fail {
+            source::build(&ctx, pipeline, src).await
+        } else {
+            source::build_tolerant(&ctx, pipeline, src)
+                .await
+                .map(|(table, log)| {
+                    bad_rows.push(log);
+                    table
+                })
+        };
+        match built {
             Ok(table) => {
                 schemas.insert(name.clone(), table.schema());
                 ctx.register_table(name.as_str(), table).map_err(|e| {
@@ -121,6 +134,7 @@ pub async fn plan(
         ctx,
         schemas,
         warnings,
+        bad_rows,
     })
 }
 

@@ -170,8 +170,8 @@ async fn run_phases(
         }
     }
     let t0 = Instant::now();
-    let ctx = match plan(ctx, p, SourceMode::Strict, Some(needed)).await {
-        Ok(pl) => pl.ctx,
+    let (ctx, bad_rows) = match plan(ctx, p, SourceMode::Strict, Some(needed)).await {
+        Ok(pl) => (pl.ctx, pl.bad_rows),
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
     };
@@ -208,6 +208,16 @@ async fn run_phases(
     }
     .await;
     progress.clear();
+    for log in &bad_rows {
+        if let Some(summary) = log.summary()
+            && let Some(step) = out
+                .steps
+                .iter_mut()
+                .find(|s| s.kind == StepKind::Source && s.name == log.source)
+        {
+            step.detail = Some(summary);
+        }
+    }
     result.map_err(Stop::Failed)
 }
 

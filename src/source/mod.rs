@@ -9,6 +9,7 @@ mod inline;
 mod lines;
 mod locate;
 mod sized;
+mod tolerant;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use datafusion::prelude::SessionContext;
 
 pub use file::list_files;
 pub use locate::{BadRow, locate_bad_row};
+pub use tolerant::BadRowLog;
 
 use crate::model::{Pipeline, Source};
 use crate::spec::SourceSpec;
@@ -112,6 +114,25 @@ pub async fn build(
         SourceSpec::Lines(spec) => lines::build(ctx, src, &spec.options).await,
         SourceSpec::Inline(spec) => inline::build(src, spec),
     }
+}
+
+/// Builds a source whose bad rows are skipped or quarantined (`on_bad_row`), with the log
+/// that counts them.
+pub async fn build_tolerant(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    src: &Source,
+) -> Result<(Arc<dyn TableProvider>, Arc<BadRowLog>), SourceError> {
+    // The plain table gives the typed schema, declared or inferred.
+    let schema = build(ctx, pipeline, src).await?.schema();
+    let log = Arc::new(BadRowLog::new(
+        &src.name,
+        src.on_bad_row,
+        &pipeline.state_dir,
+        &pipeline.run_id,
+    ));
+    let table = tolerant::build(ctx, src, schema, log.clone()).await?;
+    Ok((table, log))
 }
 
 fn source_connection(src: &Source) -> Option<&str> {

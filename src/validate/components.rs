@@ -40,15 +40,12 @@ pub(super) fn source(
         SourceSpec::Lines(s) => (Some(&s.path), s.on_bad_row, &s.connection),
         SourceSpec::Inline(_) => (None, OnBadRow::Fail, &None),
     };
-    if on_bad_row != OnBadRow::Fail {
+    if on_bad_row != OnBadRow::Fail && !matches!(spec, SourceSpec::Csv(_) | SourceSpec::Json(_)) {
         diags.push(loaded.error_at(
             &format!("{yaml_path}.on_bad_row"),
             format!(
-                "`on_bad_row: {}` is not available in this version of etl; bad rows stop the run",
-                match on_bad_row {
-                    OnBadRow::Skip => "skip",
-                    _ => "quarantine",
-                }
+                "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
+                spec.kind()
             ),
         ));
     }

@@ -78,6 +78,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         file: loaded.file.clone(),
         base_dir: loaded.base_dir.clone(),
         state_dir,
+        run_id: loaded.run_id.clone(),
         vars: loaded.vars.clone(),
         connections: spec.connections.clone(),
         sources,
