@@ -84,6 +84,33 @@ fn is_local_dir(location: &str) -> bool {
     !crate::validate::is_url(location) && std::path::Path::new(location).is_dir()
 }
 
+/// The listing URL of one location of a source and the object store serving it.
+pub fn store_for(
+    ctx: &SessionContext,
+    src: &Source,
+    location: &str,
+) -> Result<
+    (
+        ListingTableUrl,
+        std::sync::Arc<dyn object_store::ObjectStore>,
+    ),
+    SourceError,
+> {
+    let url = listing_url(location).map_err(|reason| SourceError::Read {
+        name: src.name.clone(),
+        file: location.to_string(),
+        reason,
+    })?;
+    let store = ctx
+        .runtime_env()
+        .object_store(url.object_store())
+        .map_err(|error| SourceError::Engine {
+            name: src.name.clone(),
+            error,
+        })?;
+    Ok((url, store))
+}
+
 /// Lists the files a source reads, in a stable order; errors when none match.
 pub async fn list_files(
     ctx: &SessionContext,
@@ -101,18 +128,7 @@ pub async fn list_files(
                 path: loc.clone(),
             });
         }
-        let url = listing_url(loc).map_err(|reason| SourceError::Read {
-            name: src.name.clone(),
-            file: loc.clone(),
-            reason,
-        })?;
-        let store = ctx
-            .runtime_env()
-            .object_store(url.object_store())
-            .map_err(|error| SourceError::Engine {
-                name: src.name.clone(),
-                error,
-            })?;
+        let (url, store) = store_for(ctx, src, loc)?;
         let ext = if is_local_dir(loc) || loc.ends_with('/') {
             extension
         } else {

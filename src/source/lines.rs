@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
 use super::SourceError;
-use super::file::{compression_from_name, df_compression, list_files, listing_url};
+use super::file::{compression_from_name, df_compression, list_files, store_for};
 use crate::model::Source;
 use crate::spec::source::LinesOptions;
 
@@ -33,18 +33,7 @@ pub async fn build(
     opts: &LinesOptions,
 ) -> Result<Arc<dyn TableProvider>, SourceError> {
     let files = list_files(ctx, src, "").await?;
-    let url = listing_url(&src.locations[0]).map_err(|reason| SourceError::Read {
-        name: src.name.clone(),
-        file: src.locations[0].clone(),
-        reason,
-    })?;
-    let store = ctx
-        .runtime_env()
-        .object_store(url.object_store())
-        .map_err(|error| SourceError::Engine {
-            name: src.name.clone(),
-            error,
-        })?;
+    let (_, store) = store_for(ctx, src, &src.locations[0])?;
     let mut partitions = Vec::new();
     for meta in files {
         let file = meta.location.to_string();
