@@ -254,3 +254,36 @@ fn on_bad_row_skip_for_json_lines() {
         vec![2, 3]
     );
 }
+
+#[test]
+fn avro_source() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+
+    let f = Fixture::new();
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema.clone()),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])) as ArrayRef,
+        ],
+    )
+    .unwrap();
+    let mut w = arrow_avro::writer::AvroWriter::new(Vec::new(), schema).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    std::fs::create_dir_all(f.path().join("d")).unwrap();
+    std::fs::write(f.path().join("d/people.avro"), w.into_inner()).unwrap();
+    let rows = to_csv(
+        &f,
+        "sources:\n  s: { type: avro, path: d/people.avro }",
+        "\"SELECT id, name FROM s WHERE name IS NOT NULL ORDER BY id\"",
+    );
+    assert_eq!(rows, vec![vec!["1", "a"], vec!["3", "c"]]);
+}
