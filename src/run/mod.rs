@@ -161,6 +161,10 @@ async fn run_phases(
     })?;
     for name in sinks {
         let s = &p.sinks[name];
+        // First put right what an interrupted earlier run may have left.
+        if !opts.dry_run {
+            sink::remove_stale_staging(s);
+        }
         if s.mode == SinkMode::ErrorIfExists && sink::exists_non_empty(&ctx, &s.location).await {
             let e = SinkError::Exists {
                 name: s.name.clone(),

@@ -247,8 +247,10 @@ async fn commit_object_store(ctx: &SessionContext, staged: &Staged) -> Result<()
     Ok(())
 }
 
-/// Removes staging places that killed runs left beside a local sink path (`.NAME.etl-tmp-*`,
-/// `.NAME.etl-old-*`). They were never moved into place, so nothing reads them.
+/// Tidies what killed runs left beside a local sink path. A staging place
+/// (`.NAME.etl-tmp-*`) was never moved into place, so it goes. A set-aside previous output
+/// (`.NAME.etl-old-*`) goes too, unless the run died between setting it aside and moving the
+/// new output in: then the final path is empty and the previous output is put back.
 pub fn remove_stale_staging(sink: &Sink) {
     if crate::validate::is_url(&sink.location) {
         return;
@@ -257,14 +259,15 @@ pub fn remove_stale_staging(sink: &Sink) {
     let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
         return;
     };
-    let prefixes = [
-        format!(".{}.etl-tmp-", name.to_string_lossy()),
-        format!(".{}.etl-old-", name.to_string_lossy()),
-    ];
+    let name = name.to_string_lossy();
+    let (tmp, old) = (format!(".{name}.etl-tmp-"), format!(".{name}.etl-old-"));
     for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
-            let path = entry.path();
+        let path = entry.path();
+        if file_name.starts_with(&old) && !target.exists() {
+            tracing::warn!(path = %path.display(), "restoring the output an interrupted run had set aside");
+            let _ = std::fs::rename(&path, target);
+        } else if file_name.starts_with(&tmp) || file_name.starts_with(&old) {
             tracing::info!(path = %path.display(), "removing output left by an interrupted run");
             let _ = if path.is_dir() {
                 std::fs::remove_dir_all(&path)

@@ -63,7 +63,6 @@ pub async fn write(
             error,
         }
     })?;
-    super::commit::remove_stale_staging(sink);
     let staging = staging_location(sink, run_id);
     if let Some(parent) = std::path::Path::new(&staging).parent()
         && !crate::validate::is_url(&staging)
