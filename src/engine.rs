@@ -39,6 +39,11 @@ pub fn session(opts: &EngineOptions) -> Result<SessionContext, DataFusionError> 
     // of up to 64 MiB / 2M rows instead of repartitioning the fact table by key.
     options.optimizer.hash_join_single_partition_threshold = 64 << 20;
     options.optimizer.hash_join_single_partition_threshold_rows = 2_000_000;
+    // A folder sink gets one part file unless the output is large (a new file every
+    // `soft_max_rows_per_output_file` rows), not one per partition of a tiny result.
+    if let Ok(one) = datafusion::config::ConfigNonZeroUsize::try_new(1) {
+        options.execution.minimum_parallel_output_files = one;
+    }
     // Parquet output: zstd unless a sink says otherwise.
     options.execution.parquet.compression = Some("zstd(3)".into());
     if let Some(limit) = opts.memory_limit {
