@@ -14,8 +14,9 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::model::{Pipeline, SqlOrigin};
+use crate::model::{Pipeline, Source, SqlOrigin};
 use crate::source::{self, SourceError};
+use crate::spec::source::OnBadRow;
 
 /// How planning treats sources that cannot be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,64 +56,32 @@ pub async fn plan(
     only: Option<&[String]>,
 ) -> Result<Planned, PlanError> {
     let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
-    let mut schemas = IndexMap::new();
-    let mut warnings = Diagnostics::default();
-    let mut errors = Diagnostics::default();
+    let mut planned = Planned {
+        ctx,
+        schemas: IndexMap::new(),
+        warnings: Diagnostics::default(),
+        bad_rows: Vec::new(),
+    };
     let mut unavailable: Vec<String> = Vec::new();
-    let mut bad_rows = Vec::new();
-    for (name, src) in &pipeline.sources {
-        if !wanted(name) {
-            continue;
-        }
-        let built = if src.on_bad_row == crate::spec::source::OnBadRow::Fail {
-            source::build(&ctx, pipeline, src).await
-        } else {
-            source::build_tolerant(&ctx, pipeline, src)
-                .await
-                .map(|(table, log)| {
-                    bad_rows.push(log);
-                    table
-                })
-        };
-        match built {
-            Ok(table) => {
-                schemas.insert(name.clone(), table.schema());
-                ctx.register_table(name.as_str(), table).map_err(|e| {
-                    PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
-                })?;
-            }
-            Err(e) => {
-                let path_key = if src.locations.is_empty() {
-                    src.yaml_path.clone()
-                } else {
-                    format!("{}.path", src.yaml_path)
-                };
-                let d = source_diag(pipeline, &path_key, &e);
-                match mode {
-                    SourceMode::Strict => return Err(PlanError::Source(e, d)),
-                    SourceMode::Lenient => {
-                        let mut w = d;
-                        w.severity = crate::diagnostic::Severity::Warning;
-                        w.help = Some("transforms that read this source were not planned".into());
-                        warnings.push(w);
-                        unavailable.push(name.clone());
-                    }
-                }
-            }
+    for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
+        if !register_source(&mut planned, pipeline, src, mode).await? {
+            unavailable.push(name.clone());
         }
     }
-    for (name, t) in &pipeline.transforms {
-        if !wanted(name) {
-            continue;
-        }
+    let mut errors = Diagnostics::default();
+    for (name, t) in pipeline.transforms.iter().filter(|(n, _)| wanted(n)) {
         if t.deps.iter().any(|d| unavailable.contains(d)) {
             unavailable.push(name.clone());
             continue;
         }
-        match plan_sql(&ctx, &t.sql, &t.origin).await {
+        match plan_sql(&planned.ctx, &t.sql, &t.origin).await {
             Ok(df) => {
-                schemas.insert(name.clone(), Arc::new(df.schema().as_arrow().clone()));
-                ctx.register_table(name.as_str(), df.into_view())
+                planned
+                    .schemas
+                    .insert(name.clone(), Arc::new(df.schema().as_arrow().clone()));
+                planned
+                    .ctx
+                    .register_table(name.as_str(), df.into_view())
                     .map_err(|e| {
                         PlanError::Invalid(one(engine_diag(
                             pipeline,
@@ -130,12 +99,52 @@ pub async fn plan(
     if errors.has_errors() {
         return Err(PlanError::Invalid(errors));
     }
-    Ok(Planned {
-        ctx,
-        schemas,
-        warnings,
-        bad_rows,
-    })
+    Ok(planned)
+}
+
+/// Opens one source and registers it. Returns false when it could not be opened in lenient
+/// mode (a warning was recorded); in strict mode that is an error.
+async fn register_source(
+    planned: &mut Planned,
+    pipeline: &Pipeline,
+    src: &Source,
+    mode: SourceMode,
+) -> Result<bool, PlanError> {
+    let built = if src.on_bad_row == OnBadRow::Fail {
+        source::build(&planned.ctx, pipeline, src).await
+    } else {
+        source::build_tolerant(&planned.ctx, pipeline, src)
+            .await
+            .map(|(table, log)| {
+                planned.bad_rows.push(log);
+                table
+            })
+    };
+    match built {
+        Ok(table) => {
+            planned.schemas.insert(src.name.clone(), table.schema());
+            planned
+                .ctx
+                .register_table(src.name.as_str(), table)
+                .map_err(|e| PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e))))?;
+            Ok(true)
+        }
+        Err(e) => {
+            let path_key = if src.locations.is_empty() {
+                src.yaml_path.clone()
+            } else {
+                format!("{}.path", src.yaml_path)
+            };
+            let mut d = source_diag(pipeline, &path_key, &e);
+            if mode == SourceMode::Strict {
+                return Err(PlanError::Source(e, d));
+            }
+            d.severity = crate::diagnostic::Severity::Warning;
+            d.help = Some("transforms that read this source were not planned".into());
+            planned.warnings.push(d);
+            Ok(false)
+        }
+    }
 }
 
 fn one(d: Diagnostic) -> Diagnostics {

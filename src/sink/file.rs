@@ -1,5 +1,6 @@
 //! File sinks (parquet, csv, json) written by DataFusion into a staging place.
 
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::dataframe::DataFrameWriteOptions;
@@ -64,67 +65,21 @@ pub async fn write(
         }
     })?;
     let staging = staging_location(sink, run_id);
-    if let Some(parent) = std::path::Path::new(&staging).parent()
-        && !crate::validate::is_url(&staging)
-    {
+    let local = !crate::validate::is_url(&staging);
+    if let Some(parent) = std::path::Path::new(&staging).parent().filter(|_| local) {
         std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {
             name: sink.name.clone(),
             path: sink.location.clone(),
             reason: e.to_string(),
         })?;
     }
-    let target = if sink.single_file || crate::validate::is_url(&staging) {
+    // A trailing slash tells DataFusion a local target is a folder.
+    let target = if sink.single_file || !local {
         staging.clone()
     } else {
         format!("{staging}/")
     };
-    let write_opts = DataFrameWriteOptions::new()
-        .with_single_file_output(sink.single_file)
-        .with_partition_by(sink.partition_by.clone());
-    let werr = |error| SinkError::Write {
-        name: sink.name.clone(),
-        error,
-    };
-    let result = match &sink.spec {
-        SinkSpec::Parquet(s) => {
-            let mut opts = TableParquetOptions::default();
-            let compression = s.options.compression.as_deref().unwrap_or("zstd");
-            opts.global.compression = Some(parquet_compression(compression).ok_or_else(|| SinkError::Options {
-                name: sink.name.clone(),
-                reason: format!("unknown Parquet compression `{compression}` (zstd, snappy, gzip, lz4, brotli, none)"),
-            })?);
-            if let Some(n) = s.options.row_group_size {
-                opts.global.max_row_group_size = n;
-            }
-            df.write_parquet(&target, write_opts, Some(opts))
-                .await
-                .map_err(werr)?
-        }
-        SinkSpec::Csv(s) => {
-            let mut opts = CsvOptions::default()
-                .with_has_header(s.options.header.unwrap_or(true))
-                .with_delimiter(
-                    s.options
-                        .delimiter
-                        .as_ref()
-                        .and_then(|d| d.bytes().next())
-                        .unwrap_or(b','),
-                );
-            opts.compression = variant(s.options.compression);
-            df.write_csv(&target, write_opts, Some(opts))
-                .await
-                .map_err(werr)?
-        }
-        SinkSpec::Json(s) => {
-            let opts = JsonOptions {
-                compression: variant(s.options.compression),
-                ..Default::default()
-            };
-            df.write_json(&target, write_opts, Some(opts))
-                .await
-                .map_err(werr)?
-        }
-    };
+    let result = write_format(sink, df, &target).await?;
     let rows = result
         .first()
         .and_then(|b| {
@@ -137,6 +92,62 @@ pub async fn write(
     let mut staged = Staged::new(sink, staging, rows);
     staged.measure(ctx).await;
     Ok(staged)
+}
+
+/// Runs the query and writes it at `target` in the sink's format; returns DataFusion's
+/// one-row count batch.
+async fn write_format(
+    sink: &Sink,
+    df: DataFrame,
+    target: &str,
+) -> Result<Vec<RecordBatch>, SinkError> {
+    let write_opts = DataFrameWriteOptions::new()
+        .with_single_file_output(sink.single_file)
+        .with_partition_by(sink.partition_by.clone());
+    let werr = |error| SinkError::Write {
+        name: sink.name.clone(),
+        error,
+    };
+    match &sink.spec {
+        SinkSpec::Parquet(s) => {
+            let mut opts = TableParquetOptions::default();
+            let compression = s.options.compression.as_deref().unwrap_or("zstd");
+            opts.global.compression = Some(parquet_compression(compression).ok_or_else(|| SinkError::Options {
+                name: sink.name.clone(),
+                reason: format!("unknown Parquet compression `{compression}` (zstd, snappy, gzip, lz4, brotli, none)"),
+            })?);
+            if let Some(n) = s.options.row_group_size {
+                opts.global.max_row_group_size = n;
+            }
+            df.write_parquet(target, write_opts, Some(opts))
+                .await
+                .map_err(werr)
+        }
+        SinkSpec::Csv(s) => {
+            let delimiter = s
+                .options
+                .delimiter
+                .as_ref()
+                .and_then(|d| d.bytes().next())
+                .unwrap_or(b',');
+            let mut opts = CsvOptions::default()
+                .with_has_header(s.options.header.unwrap_or(true))
+                .with_delimiter(delimiter);
+            opts.compression = variant(s.options.compression);
+            df.write_csv(target, write_opts, Some(opts))
+                .await
+                .map_err(werr)
+        }
+        SinkSpec::Json(s) => {
+            let opts = JsonOptions {
+                compression: variant(s.options.compression),
+                ..Default::default()
+            };
+            df.write_json(target, write_opts, Some(opts))
+                .await
+                .map_err(werr)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
 use super::SourceError;
+use super::sized::SizedFormat;
 use crate::model::Source;
 use crate::spec::SourceSpec;
 use crate::spec::source::Compression;
@@ -202,23 +203,23 @@ pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
     Some((format, ext))
 }
 
-/// Builds a listing table for a file source.
-pub async fn build(
-    ctx: &SessionContext,
-    src: &Source,
-) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let (format, ext): (Arc<dyn FileFormat>, String) = match &src.spec {
+/// The DataFusion format of a file source and the extension its folder files carry.
+fn format_of(src: &Source) -> (Arc<dyn FileFormat>, String) {
+    let compression_of = |c: Option<Compression>| {
+        c.unwrap_or_else(|| {
+            src.locations
+                .first()
+                .map(|l| compression_from_name(l))
+                .unwrap_or(Compression::None)
+        })
+    };
+    match &src.spec {
         SourceSpec::Csv(_) => {
             let (f, ext) = csv_format(src).unwrap_or_else(|| (CsvFormat::default(), ".csv".into()));
-            (Arc::new(f), ext)
+            (Arc::new(SizedFormat::new(Arc::new(f))), ext)
         }
         SourceSpec::Json(spec) => {
-            let compression = spec.options.compression.unwrap_or_else(|| {
-                src.locations
-                    .first()
-                    .map(|l| compression_from_name(l))
-                    .unwrap_or(Compression::None)
-            });
+            let compression = compression_of(spec.options.compression);
             let f = JsonFormat::default()
                 .with_file_compression_type(df_compression(compression))
                 .with_schema_infer_max_rec(spec.options.infer_rows.unwrap_or(1000));
@@ -227,12 +228,19 @@ pub async fn build(
                 .extension
                 .clone()
                 .unwrap_or_else(|| format!(".json{}", compression_ext(compression)));
-            (Arc::new(f), ext)
+            (Arc::new(SizedFormat::new(Arc::new(f))), ext)
         }
-        SourceSpec::Parquet(_) => (Arc::new(ParquetFormat::default()), ".parquet".into()),
         SourceSpec::Avro(_) => (Arc::new(AvroFormat), ".avro".into()),
-        _ => unreachable!("file::build is only called for file formats"),
-    };
+        _ => (Arc::new(ParquetFormat::default()), ".parquet".into()),
+    }
+}
+
+/// Builds a listing table for a file source (csv, json, parquet, avro).
+pub async fn build(
+    ctx: &SessionContext,
+    src: &Source,
+) -> Result<Arc<dyn TableProvider>, SourceError> {
+    let (format, ext) = format_of(src);
     let files = list_files(ctx, src, &ext).await?;
     let urls = src
         .locations
@@ -249,75 +257,67 @@ pub async fn build(
         .locations
         .iter()
         .any(|l| is_local_dir(l) || l.ends_with('/'));
-    let format: Arc<dyn FileFormat> = match &src.spec {
-        SourceSpec::Csv(_) | SourceSpec::Json(_) => {
-            Arc::new(super::sized::SizedFormat::new(format))
-        }
-        _ => format,
-    };
     let options =
         ListingOptions::new(format).with_file_extension(if any_dir { ext.as_str() } else { "" });
-    let engine = |error| SourceError::Engine {
-        name: src.name.clone(),
-        error,
-    };
     let config = ListingTableConfig::new_with_multi_paths(urls.clone())
         .with_listing_options(options.clone());
     let config = match &src.schema {
         Some(schema) => config.with_schema(schema.clone()),
-        None => config.infer_schema(&ctx.state()).await.map_err(|error| {
-            let file = files
-                .first()
-                .map(|f| f.location.to_string())
-                .unwrap_or_default();
-            SourceError::Read {
+        None => config
+            .infer_schema(&ctx.state())
+            .await
+            .map_err(|error| SourceError::Read {
                 name: src.name.clone(),
-                file,
+                file: files
+                    .first()
+                    .map(|f| f.location.to_string())
+                    .unwrap_or_default(),
                 reason: format!("cannot infer the schema: {error}"),
-            }
-        })?,
+            })?,
+    };
+    let engine = |error| SourceError::Engine {
+        name: src.name.clone(),
+        error,
     };
     if let SourceSpec::Csv(spec) = &src.spec
         && !spec.options.null_values.is_empty()
         && let Some(typed) = config.file_schema.clone()
     {
-        // The CSV reader only knows the empty field as NULL: read every column as text,
-        // turn the extra NULL markers into NULL, then cast to the real types.
-        let strings: Vec<Field> = typed
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
-            .collect();
-        let raw = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(Arc::new(Schema::new(strings)));
-        let raw = Arc::new(ListingTable::try_new(raw).map_err(engine)?);
-        let markers: Vec<Expr> = spec
-            .options
-            .null_values
-            .iter()
-            .map(|v| lit(v.clone()))
-            .collect();
-        let exprs = typed
-            .fields()
-            .iter()
-            .map(|f| {
-                let c = ident(f.name());
-                let nulled = when(
-                    c.clone().in_list(markers.clone(), false),
-                    lit(ScalarValue::Utf8(None)),
-                )
-                .otherwise(c)?;
-                Ok(cast(nulled, f.data_type().clone()).alias(f.name()))
-            })
-            .collect::<Result<Vec<_>, DataFusionError>>()
-            .map_err(engine)?;
-        let view = ctx
-            .read_table(raw)
-            .and_then(|df| df.select(exprs))
-            .map_err(engine)?;
-        return Ok(view.into_view());
+        let raw = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options);
+        return null_markers_view(ctx, raw, typed, &spec.options.null_values).map_err(engine);
     }
-    let table = ListingTable::try_new(config).map_err(engine)?;
-    Ok(Arc::new(table))
+    Ok(Arc::new(ListingTable::try_new(config).map_err(engine)?))
+}
+
+/// The CSV reader only knows the empty field as NULL: read every column as text, turn the
+/// extra NULL markers into NULL, then cast to the real types.
+fn null_markers_view(
+    ctx: &SessionContext,
+    raw: ListingTableConfig,
+    typed: datafusion::arrow::datatypes::SchemaRef,
+    markers: &[String],
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    let strings: Vec<Field> = typed
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), DataType::Utf8, true))
+        .collect();
+    let raw = Arc::new(ListingTable::try_new(
+        raw.with_schema(Arc::new(Schema::new(strings))),
+    )?);
+    let markers: Vec<Expr> = markers.iter().map(|v| lit(v.clone())).collect();
+    let exprs = typed
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = ident(f.name());
+            let nulled = when(
+                c.clone().in_list(markers.clone(), false),
+                lit(ScalarValue::Utf8(None)),
+            )
+            .otherwise(c)?;
+            Ok(cast(nulled, f.data_type().clone()).alias(f.name()))
+        })
+        .collect::<Result<Vec<_>, DataFusionError>>()?;
+    Ok(ctx.read_table(raw)?.select(exprs)?.into_view())
 }

@@ -15,21 +15,16 @@ pub(super) fn source(
     diags: &mut Diagnostics,
 ) -> Option<Source> {
     let yaml_path = format!("sources.{name}");
-    let schema = match spec.schema() {
-        Some(s) => match schema_from_spec(s) {
-            Ok(schema) => Some(schema),
-            Err((col, ty)) => {
-                diags.push(
-                    loaded
-                        .error_at(
-                            &format!("{yaml_path}.schema.{col}"),
-                            format!("unknown type `{ty}` for column `{col}`"),
-                        )
-                        .with_help(format!("types are: {TYPE_NAMES}")),
-                );
-                return None;
-            }
-        },
+    let schema = match spec.schema().map(schema_from_spec) {
+        Some(Ok(schema)) => Some(schema),
+        Some(Err((col, ty))) => {
+            let d = loaded.error_at(
+                &format!("{yaml_path}.schema.{col}"),
+                format!("unknown type `{ty}` for column `{col}`"),
+            );
+            diags.push(d.with_help(format!("types are: {TYPE_NAMES}")));
+            return None;
+        }
         None => None,
     };
     let (path, on_bad_row, connection) = match spec {
@@ -40,42 +35,8 @@ pub(super) fn source(
         SourceSpec::Lines(s) => (Some(&s.path), s.on_bad_row, &s.connection),
         SourceSpec::Inline(_) => (None, OnBadRow::Fail, &None),
     };
-    if on_bad_row != OnBadRow::Fail && !matches!(spec, SourceSpec::Csv(_) | SourceSpec::Json(_)) {
-        diags.push(loaded.error_at(
-            &format!("{yaml_path}.on_bad_row"),
-            format!(
-                "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
-                spec.kind()
-            ),
-        ));
-    }
     check_connection(loaded, &yaml_path, connection.as_deref(), diags);
-    if let SourceSpec::Csv(c) = spec {
-        for (key, v) in [
-            ("delimiter", &c.options.delimiter),
-            ("quote", &c.options.quote),
-            ("escape", &c.options.escape),
-            ("comment", &c.options.comment),
-        ] {
-            if let Some(v) = v
-                && v.len() != 1
-            {
-                diags.push(loaded.error_at(
-                    &format!("{yaml_path}.options.{key}"),
-                    format!("`{key}` is one ASCII character, found `{v}`"),
-                ));
-            }
-        }
-    }
-    if let SourceSpec::Inline(i) = spec
-        && i.rows.is_empty()
-        && schema.is_none()
-    {
-        diags.push(loaded.error_at(
-            &format!("{yaml_path}.rows"),
-            "an inline source without rows needs a `schema`",
-        ));
-    }
+    check_options(loaded, &yaml_path, spec, schema.is_some(), diags);
     let locations = match path {
         Some(p) if p.trim().is_empty() => {
             diags.push(loaded.error_at(&format!("{yaml_path}.path"), "`path` is empty"));
@@ -97,6 +58,51 @@ pub(super) fn source(
         on_bad_row,
         yaml_path,
     })
+}
+
+/// Settings that only make sense for some source types, or need a particular shape.
+fn check_options(
+    loaded: &Loaded,
+    yaml_path: &str,
+    spec: &SourceSpec,
+    has_schema: bool,
+    diags: &mut Diagnostics,
+) {
+    let on_bad_row = match spec {
+        SourceSpec::Parquet(s) | SourceSpec::Avro(s) => s.on_bad_row,
+        SourceSpec::Lines(s) => s.on_bad_row,
+        _ => OnBadRow::Fail,
+    };
+    if on_bad_row != OnBadRow::Fail {
+        let msg = format!(
+            "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
+            spec.kind()
+        );
+        diags.push(loaded.error_at(&format!("{yaml_path}.on_bad_row"), msg));
+    }
+    if let SourceSpec::Csv(c) = spec {
+        let o = &c.options;
+        for (key, v) in [
+            ("delimiter", &o.delimiter),
+            ("quote", &o.quote),
+            ("escape", &o.escape),
+            ("comment", &o.comment),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| v.len() != 1) {
+                let msg = format!("`{key}` is one ASCII character, found `{v}`");
+                diags.push(loaded.error_at(&format!("{yaml_path}.options.{key}"), msg));
+            }
+        }
+    }
+    if let SourceSpec::Inline(i) = spec
+        && i.rows.is_empty()
+        && !has_schema
+    {
+        diags.push(loaded.error_at(
+            &format!("{yaml_path}.rows"),
+            "an inline source without rows needs a `schema`",
+        ));
+    }
 }
 
 fn check_connection(

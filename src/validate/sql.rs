@@ -131,37 +131,80 @@ pub(super) fn transform(
     relations: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<Transform> {
+    let (sql, origin) = transform_sql(loaded, name, spec)
+        .map_err(|d| diags.push(d))
+        .ok()?;
+    let stmt = parse_sql(&sql, &origin).map_err(|d| diags.push(d)).ok()?;
+    let mut deps = Vec::new();
+    let mut ok = true;
+    for (table, pos) in table_refs(&stmt) {
+        if relations.contains(&table.as_str()) && table != name {
+            deps.push(table);
+            continue;
+        }
+        ok = false;
+        let place = |d: Diagnostic| {
+            d.in_file(&origin.file)
+                .at(Some(
+                    pos.map(|(l, c)| origin.map(l, c))
+                        .unwrap_or_else(|| origin.map(1, 1)),
+                ))
+                .at_path(origin.yaml_path.clone().unwrap_or_default())
+        };
+        if table == name {
+            diags.push(place(Diagnostic::error(format!(
+                "transform `{name}` reads itself"
+            ))));
+            continue;
+        }
+        let help = did_you_mean(&table, relations.iter().copied()).unwrap_or_else(|| {
+            format!(
+                "SQL can read the pipeline's sources and transforms: {}",
+                relations.join(", ")
+            )
+        });
+        diags.push(
+            place(Diagnostic::error(format!(
+                "unknown table `{table}` in transform `{name}`"
+            )))
+            .with_help(help),
+        );
+    }
+    ok.then(|| Transform {
+        name: name.to_string(),
+        sql,
+        origin,
+        deps,
+    })
+}
+
+/// A transform's rendered SQL and where it came from (`sql` in the file, or `sql_file`).
+fn transform_sql(
+    loaded: &Loaded,
+    name: &str,
+    spec: &crate::spec::TransformSpec,
+) -> Result<(String, SqlOrigin), Diagnostic> {
     let yaml_path = format!("transforms.{name}");
-    let (sql, origin) = match (&spec.sql, &spec.sql_file) {
-        (Some(sql), None) => (
+    match (&spec.sql, &spec.sql_file) {
+        (Some(sql), None) => Ok((
             sql.clone(),
             origin_in_yaml(loaded, &format!("{yaml_path}.sql")),
-        ),
+        )),
         (None, Some(file)) => {
             let path = resolve_local(&loaded.base_dir, file);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    diags.push(loaded.error_at(
-                        &format!("{yaml_path}.sql_file"),
-                        format!("cannot read SQL file {}: {e}", path.display()),
-                    ));
-                    return None;
-                }
-            };
-            let rendered = match loaded.templater.render(&text) {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.line.unwrap_or(1);
-                    diags.push(
-                        e.into_diagnostic()
-                            .in_file(&path)
-                            .at(Some(Pos::new(line, 1))),
-                    );
-                    return None;
-                }
-            };
-            (
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                loaded.error_at(
+                    &format!("{yaml_path}.sql_file"),
+                    format!("cannot read SQL file {}: {e}", path.display()),
+                )
+            })?;
+            let rendered = loaded.templater.render(&text).map_err(|e| {
+                let line = e.line.unwrap_or(1);
+                e.into_diagnostic()
+                    .in_file(&path)
+                    .at(Some(Pos::new(line, 1)))
+            })?;
+            Ok((
                 rendered,
                 SqlOrigin {
                     file: path,
@@ -170,61 +213,13 @@ pub(super) fn transform(
                     col: 1,
                     indent: 0,
                 },
-            )
+            ))
         }
-        _ => {
-            diags.push(loaded.error_at_key(
-                &yaml_path,
-                "a transform has exactly one of `sql` or `sql_file`",
-            ));
-            return None;
-        }
-    };
-    let stmt = match parse_sql(&sql, &origin) {
-        Ok(s) => s,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let mut deps = Vec::new();
-    let mut ok = true;
-    for (table, pos) in table_refs(&stmt) {
-        if table == name {
-            diags.push(
-                Diagnostic::error(format!("transform `{name}` reads itself"))
-                    .in_file(&origin.file)
-                    .at(pos.map(|(l, c)| origin.map(l, c)))
-                    .at_path(origin.yaml_path.clone().unwrap_or_default()),
-            );
-            ok = false;
-        } else if relations.contains(&table.as_str()) {
-            deps.push(table);
-        } else {
-            let mut d = Diagnostic::error(format!("unknown table `{table}` in transform `{name}`"))
-                .in_file(&origin.file)
-                .at(pos
-                    .map(|(l, c)| origin.map(l, c))
-                    .or(Some(origin.map(1, 1))))
-                .at_path(origin.yaml_path.clone().unwrap_or_default());
-            d = d.with_help(
-                did_you_mean(&table, relations.iter().copied()).unwrap_or_else(|| {
-                    format!(
-                        "SQL can read the pipeline's sources and transforms: {}",
-                        relations.join(", ")
-                    )
-                }),
-            );
-            diags.push(d);
-            ok = false;
-        }
+        _ => Err(loaded.error_at_key(
+            &yaml_path,
+            "a transform has exactly one of `sql` or `sql_file`",
+        )),
     }
-    ok.then(|| Transform {
-        name: name.to_string(),
-        sql,
-        origin,
-        deps,
-    })
 }
 
 /// Orders transforms so each comes after what it reads; reports cycles.
