@@ -77,40 +77,9 @@ pub fn ensure_store(
     let opts: Vec<(String, String)> = options
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "s3" | "s3a" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&host);
-            for (k, v) in &opts {
-                b = b.with_config(k.parse().map_err(build_err)?, v);
-            }
-            Arc::new(b.build().map_err(build_err)?)
-        }
-        "gs" | "gcs" => {
-            let mut b =
-                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(&host);
-            for (k, v) in &opts {
-                b = b.with_config(k.parse().map_err(build_err)?, v);
-            }
-            Arc::new(b.build().map_err(build_err)?)
-        }
-        "az" | "azure" | "abfs" | "abfss" => {
-            let mut b =
-                object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(&host);
-            for (k, v) in &opts {
-                b = b.with_config(k.parse().map_err(build_err)?, v);
-            }
-            Arc::new(b.build().map_err(build_err)?)
-        }
-        "http" | "https" => Arc::new(
-            object_store::http::HttpBuilder::new()
-                .with_url(base.as_str())
-                .with_client_options(
-                    object_store::ClientOptions::new().with_allow_http(url.scheme() == "http"),
-                )
-                .build()
-                .map_err(build_err)?,
-        ),
-        "memory" => Arc::new(object_store::memory::InMemory::new()),
+    let store = match url.scheme() {
+        "s3" | "s3a" | "gs" | "gcs" | "az" | "azure" | "abfs" | "abfss" | "http" | "https"
+        | "memory" => build_store(url.scheme(), &host, &base, &opts).map_err(build_err)?,
         other => {
             return Err(StoreError::Scheme {
                 scheme: other.to_string(),
@@ -119,4 +88,53 @@ pub fn ensure_store(
     };
     ctx.register_object_store(&base, store);
     Ok(Some(base))
+}
+
+/// Applies `key = value` settings to an object-store builder.
+fn configure<B, K>(
+    mut builder: B,
+    opts: &[(String, String)],
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B, object_store::Error>
+where
+    K: std::str::FromStr<Err = object_store::Error>,
+{
+    for (k, v) in opts {
+        builder = set(builder, k.parse()?, v);
+    }
+    Ok(builder)
+}
+
+/// Builds the store for a bucket (or container, or HTTP host).
+fn build_store(
+    scheme: &str,
+    host: &str,
+    base: &Url,
+    opts: &[(String, String)],
+) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    use object_store::{aws, azure, gcp, http, memory};
+    Ok(match scheme {
+        "s3" | "s3a" => {
+            let b = aws::AmazonS3Builder::from_env().with_bucket_name(host);
+            Arc::new(configure(b, opts, |b, k, v| b.with_config(k, v))?.build()?)
+        }
+        "gs" | "gcs" => {
+            let b = gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(host);
+            Arc::new(configure(b, opts, |b, k, v| b.with_config(k, v))?.build()?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let b = azure::MicrosoftAzureBuilder::from_env().with_container_name(host);
+            Arc::new(configure(b, opts, |b, k, v| b.with_config(k, v))?.build()?)
+        }
+        "http" | "https" => {
+            let client = object_store::ClientOptions::new().with_allow_http(scheme == "http");
+            Arc::new(
+                http::HttpBuilder::new()
+                    .with_url(base.as_str())
+                    .with_client_options(client)
+                    .build()?,
+            )
+        }
+        _ => Arc::new(memory::InMemory::new()),
+    })
 }
