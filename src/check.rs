@@ -10,7 +10,8 @@ use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, lit, not};
 use datafusion::prelude::{DataFrame, SessionContext, ident};
 
-use crate::model::{Check, CheckKind};
+use crate::diagnostic::Diagnostic;
+use crate::model::{Check, CheckKind, Pipeline};
 use crate::spec::CheckSeverity;
 
 /// How many failing rows a report shows.
@@ -86,6 +87,29 @@ pub fn failing_rows(df: DataFrame, kind: &CheckKind) -> Result<Option<DataFrame>
         }
         CheckKind::RowCount { .. } => return Ok(None),
     }))
+}
+
+/// Plans a check without running it. A problem (an unknown column, an expression that does
+/// not plan) comes back as a diagnostic at the check's place in the pipeline file.
+pub async fn plan_check(
+    ctx: &SessionContext,
+    p: &Pipeline,
+    check: &Check,
+) -> Result<(), Diagnostic> {
+    let planned = match ctx.table(check.target.as_str()).await {
+        Ok(df) => failing_rows(df, &check.kind).map(|_| ()),
+        Err(e) => Err(e),
+    };
+    planned.map_err(|e| {
+        Diagnostic::error(format!(
+            "check `{}`: {}",
+            check.name,
+            crate::plan::clean_message(&e.to_string())
+        ))
+        .in_file(&p.file)
+        .at_path(check.yaml_path.clone())
+        .at(p.pos(&check.yaml_path))
+    })
 }
 
 /// Runs one check against its target table.

@@ -108,6 +108,14 @@ impl Diagnostic {
         self
     }
 
+    /// Adds a "did you mean" hint when one of `candidates` is close to `word`.
+    pub fn suggest<'a>(self, word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match did_you_mean(word, candidates) {
+            Some(h) => self.with_help(h),
+            None => self,
+        }
+    }
+
     /// True for errors.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error

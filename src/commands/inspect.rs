@@ -64,20 +64,12 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
     out.diagnostics(&planned.warnings);
     let mut diags = Diagnostics::default();
     for c in &p.checks {
-        let Ok(df) = planned.ctx.table(c.target.as_str()).await else {
+        // A check on something that could not be planned was already reported.
+        if !planned.schemas.contains_key(&c.target) {
             continue;
-        };
-        if let Err(e) = crate::check::failing_rows(df, &c.kind) {
-            diags.push(
-                Diagnostic::error(format!(
-                    "check `{}`: {}",
-                    c.name,
-                    crate::plan::clean_message(&e.to_string())
-                ))
-                .in_file(&p.file)
-                .at_path(c.yaml_path.clone())
-                .at(p.pos(&c.yaml_path)),
-            );
+        }
+        if let Err(d) = crate::check::plan_check(&planned.ctx, p, c).await {
+            diags.push(d);
         }
     }
     for s in p.sinks.values() {

@@ -7,7 +7,6 @@ use minijinja::value::Value;
 
 use super::{Cx, LoadOptions};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos};
-use crate::secrets;
 use crate::template::Templater;
 use crate::yaml::{self, Kind, Node, Style, from_node, join};
 
@@ -146,9 +145,6 @@ pub(super) fn resolve_vars(
             let (node, path) = &var_nodes[name];
             let value = render_value(node, templater, cx, path, diags);
             let json: serde_json::Value = serde_json::to_value(&value).unwrap_or_default();
-            if secrets::contains_secret(&json.to_string()) {
-                tracing::debug!(var = name, "var holds a secret");
-            }
             templater.set_var(name, value);
             resolved.insert(name.to_string(), json);
             done.insert(name.to_string());

@@ -94,15 +94,10 @@ pub fn selection(
                 }
                 out.extend(readers);
             } else {
-                let mut d = Diagnostic::error(format!(
+                let d = Diagnostic::error(format!(
                     "--select {s}: no sink, transform or source has this name"
                 ));
-                if let Some(h) =
-                    crate::diagnostic::did_you_mean(s, p.sinks.keys().map(String::as_str))
-                {
-                    d = d.with_help(h);
-                }
-                diags.push(d);
+                diags.push(d.suggest(s, p.sinks.keys().map(String::as_str)));
             }
         }
         out.dedup();

@@ -34,18 +34,7 @@ pub(super) async fn dry_run(
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
     for c in checks {
-        let planned = match ctx.table(c.target.as_str()).await {
-            Ok(df) => crate::check::failing_rows(df, &c.kind),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = planned {
-            let msg = format!(
-                "check `{}`: {}",
-                c.name,
-                crate::plan::clean_message(&e.to_string())
-            );
-            return Err(place(p, &c.yaml_path, msg));
-        }
+        crate::check::plan_check(ctx, p, c).await?;
     }
     for s in sinks {
         out.steps.push(

@@ -52,12 +52,10 @@ pub async fn write(
     df: DataFrame,
     run_id: &str,
 ) -> Result<Staged, SinkError> {
-    let connection = match &sink.spec {
-        SinkSpec::Parquet(s) => s.connection.as_deref(),
-        SinkSpec::Csv(s) => s.connection.as_deref(),
-        SinkSpec::Json(s) => s.connection.as_deref(),
-    };
-    let conn_opts = connection.and_then(|c| crate::source::pipeline_connection(pipeline, c));
+    let conn_opts = sink
+        .spec
+        .connection()
+        .and_then(|c| crate::source::pipeline_connection(pipeline, c));
     crate::store::ensure_store(ctx, &sink.location, conn_opts).map_err(|error| {
         SinkError::Store {
             name: sink.name.clone(),

@@ -44,6 +44,17 @@ pub fn compression_from_name(name: &str) -> Compression {
     }
 }
 
+/// A file's compression: as the source's options say, else from the file name.
+pub fn compression_of(src: &Source, file: &str) -> Compression {
+    src.spec
+        .compression()
+        .unwrap_or_else(|| compression_from_name(file))
+}
+
+fn first_location(src: &Source) -> &str {
+    src.locations.first().map(String::as_str).unwrap_or("")
+}
+
 /// DataFusion's compression type for ours.
 pub fn df_compression(c: Compression) -> FileCompressionType {
     match c {
@@ -176,12 +187,7 @@ pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
         return None;
     };
     let o = &spec.options;
-    let compression = o.compression.unwrap_or_else(|| {
-        src.locations
-            .first()
-            .map(|l| compression_from_name(l))
-            .unwrap_or(Compression::None)
-    });
+    let compression = compression_of(src, first_location(src));
     let mut opts = DfCsvOptions::default()
         .with_has_header(o.header.unwrap_or(true))
         .with_delimiter(one_byte(&o.delimiter).unwrap_or(b','))
@@ -205,21 +211,13 @@ pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
 
 /// The DataFusion format of a file source and the extension its folder files carry.
 fn format_of(src: &Source) -> (Arc<dyn FileFormat>, String) {
-    let compression_of = |c: Option<Compression>| {
-        c.unwrap_or_else(|| {
-            src.locations
-                .first()
-                .map(|l| compression_from_name(l))
-                .unwrap_or(Compression::None)
-        })
-    };
     match &src.spec {
         SourceSpec::Csv(_) => {
             let (f, ext) = csv_format(src).unwrap_or_else(|| (CsvFormat::default(), ".csv".into()));
             (Arc::new(SizedFormat::new(Arc::new(f))), ext)
         }
         SourceSpec::Json(spec) => {
-            let compression = compression_of(spec.options.compression);
+            let compression = compression_of(src, first_location(src));
             let f = JsonFormat::default()
                 .with_file_compression_type(df_compression(compression))
                 .with_schema_infer_max_rec(spec.options.infer_rows.unwrap_or(1000));

@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
 use super::SourceError;
-use super::file::{compression_from_name, df_compression, list_files, store_for};
+use super::file::{compression_of, df_compression, list_files, store_for};
 use crate::model::Source;
 use crate::spec::source::LinesOptions;
 
@@ -49,9 +49,7 @@ pub async fn build(
             .bytes()
             .await
             .map_err(|e| read_err(e.to_string()))?;
-        let compression = opts
-            .compression
-            .unwrap_or_else(|| compression_from_name(&file));
+        let compression = compression_of(src, &file);
         let mut text = String::new();
         df_compression(compression)
             .convert_read(std::io::Cursor::new(bytes))

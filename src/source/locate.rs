@@ -13,7 +13,7 @@ use datafusion::arrow::json::ReaderBuilder as JsonReaderBuilder;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
-use super::file::{compression_from_name, df_compression, list_files, listing_url};
+use super::file::{compression_of, df_compression, list_files, store_for};
 use crate::model::Source;
 use crate::spec::SourceSpec;
 
@@ -47,15 +47,9 @@ impl std::fmt::Display for BadRow {
     }
 }
 
-async fn open(
-    ctx: &SessionContext,
-    src: &Source,
-    location: &str,
-    compression: crate::spec::source::Compression,
-) -> Option<Box<dyn Read + Send>> {
+async fn open(ctx: &SessionContext, src: &Source, location: &str) -> Option<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = if crate::validate::is_url(location) {
-        let url = listing_url(&src.locations[0]).ok()?;
-        let store = ctx.runtime_env().object_store(url.object_store()).ok()?;
+        let (_, store) = store_for(ctx, src, &src.locations[0]).ok()?;
         let path =
             object_store::path::Path::from_url_path(url::Url::parse(location).ok()?.path()).ok()?;
         let bytes = store.get(&path).await.ok()?.bytes().await.ok()?;
@@ -63,7 +57,9 @@ async fn open(
     } else {
         Box::new(std::fs::File::open(location).ok()?)
     };
-    df_compression(compression).convert_read(raw).ok()
+    df_compression(compression_of(src, location))
+        .convert_read(raw)
+        .ok()
 }
 
 fn display_path(meta: &object_store::ObjectMeta, src: &Source) -> String {
@@ -84,22 +80,8 @@ pub async fn locate_bad_row(
     for meta in files {
         let file = display_path(&meta, src);
         let found = match &src.spec {
-            SourceSpec::Csv(spec) => {
-                let compression = spec
-                    .options
-                    .compression
-                    .unwrap_or_else(|| compression_from_name(&file));
-                let reader = open(ctx, src, &file, compression).await?;
-                scan_csv(reader, spec, schema.clone())
-            }
-            SourceSpec::Json(spec) => {
-                let compression = spec
-                    .options
-                    .compression
-                    .unwrap_or_else(|| compression_from_name(&file));
-                let reader = open(ctx, src, &file, compression).await?;
-                scan_json(reader, schema.clone())
-            }
+            SourceSpec::Csv(spec) => scan_csv(open(ctx, src, &file).await?, spec, schema.clone()),
+            SourceSpec::Json(_) => scan_json(open(ctx, src, &file).await?, schema.clone()),
             _ => return None,
         };
         if let Some((line, reason)) = found {

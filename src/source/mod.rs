@@ -100,7 +100,10 @@ pub async fn build(
     pipeline: &Pipeline,
     src: &Source,
 ) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let connection = source_connection(src).and_then(|c| pipeline_connection(pipeline, c));
+    let connection = src
+        .spec
+        .connection()
+        .and_then(|c| pipeline_connection(pipeline, c));
     for loc in &src.locations {
         crate::store::ensure_store(ctx, loc, connection).map_err(|error| SourceError::Store {
             name: src.name.clone(),
@@ -123,8 +126,11 @@ pub async fn build_tolerant(
     pipeline: &Pipeline,
     src: &Source,
 ) -> Result<(Arc<dyn TableProvider>, Arc<BadRowLog>), SourceError> {
-    // The plain table gives the typed schema, declared or inferred.
-    let schema = build(ctx, pipeline, src).await?.schema();
+    // The typed schema: declared, or inferred by the plain table.
+    let schema = match &src.schema {
+        Some(s) => s.clone(),
+        None => build(ctx, pipeline, src).await?.schema(),
+    };
     let log = Arc::new(BadRowLog::new(
         &src.name,
         src.on_bad_row,
@@ -133,17 +139,6 @@ pub async fn build_tolerant(
     ));
     let table = tolerant::build(ctx, src, schema, log.clone()).await?;
     Ok((table, log))
-}
-
-fn source_connection(src: &Source) -> Option<&str> {
-    match &src.spec {
-        SourceSpec::Csv(s) => s.connection.as_deref(),
-        SourceSpec::Json(s) => s.connection.as_deref(),
-        SourceSpec::Parquet(s) => s.connection.as_deref(),
-        SourceSpec::Avro(s) => s.connection.as_deref(),
-        SourceSpec::Lines(s) => s.connection.as_deref(),
-        SourceSpec::Inline(_) => None,
-    }
 }
 
 /// The options of a named connection, for object stores.

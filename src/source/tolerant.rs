@@ -26,7 +26,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 
 use super::SourceError;
-use super::file::{compression_from_name, df_compression, list_files};
+use super::file::{compression_of, df_compression, list_files};
 use crate::model::Source;
 use crate::spec::SourceSpec;
 use crate::spec::source::OnBadRow;
@@ -234,12 +234,7 @@ fn read_file(
     let io = |e: std::io::Error| {
         DataFusionError::Execution(format!("source `{}`: {file}: {e}", src.name))
     };
-    let compression = match &src.spec {
-        SourceSpec::Csv(s) => s.options.compression,
-        SourceSpec::Json(s) => s.options.compression,
-        _ => None,
-    }
-    .unwrap_or_else(|| compression_from_name(file));
+    let compression = compression_of(src, file);
     let raw = std::fs::File::open(file).map_err(io)?;
     let reader = df_compression(compression).convert_read(raw)?;
     match &src.spec {

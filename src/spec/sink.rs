@@ -44,6 +44,42 @@ impl SinkSpec {
         }
     }
 
+    /// The output path or URL.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Parquet(s) => &s.path,
+            Self::Csv(s) => &s.path,
+            Self::Json(s) => &s.path,
+        }
+    }
+
+    /// Partition columns.
+    pub fn partition_by(&self) -> &[String] {
+        match self {
+            Self::Parquet(s) => &s.partition_by,
+            Self::Csv(s) => &s.partition_by,
+            Self::Json(s) => &s.partition_by,
+        }
+    }
+
+    /// What to do with existing output.
+    pub fn mode(&self) -> SinkMode {
+        match self {
+            Self::Parquet(s) => s.mode,
+            Self::Csv(s) => s.mode,
+            Self::Json(s) => s.mode,
+        }
+    }
+
+    /// The connection holding object-store credentials, if any.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Self::Parquet(s) => s.connection.as_deref(),
+            Self::Csv(s) => s.connection.as_deref(),
+            Self::Json(s) => s.connection.as_deref(),
+        }
+    }
+
     /// The name of the source or transform written.
     pub fn from(&self) -> &str {
         match self {

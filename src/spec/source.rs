@@ -56,6 +56,50 @@ impl SourceSpec {
         }
     }
 
+    /// The path of a file source; `None` for inline rows.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Self::Csv(s) => Some(&s.path),
+            Self::Json(s) => Some(&s.path),
+            Self::Parquet(s) | Self::Avro(s) => Some(&s.path),
+            Self::Lines(s) => Some(&s.path),
+            Self::Inline(_) => None,
+        }
+    }
+
+    /// What to do with rows that do not parse.
+    pub fn on_bad_row(&self) -> OnBadRow {
+        match self {
+            Self::Csv(s) => s.on_bad_row,
+            Self::Json(s) => s.on_bad_row,
+            Self::Parquet(s) | Self::Avro(s) => s.on_bad_row,
+            Self::Lines(s) => s.on_bad_row,
+            Self::Inline(_) => OnBadRow::Fail,
+        }
+    }
+
+    /// The connection holding object-store credentials, if any.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Self::Csv(s) => s.connection.as_deref(),
+            Self::Json(s) => s.connection.as_deref(),
+            Self::Parquet(s) | Self::Avro(s) => s.connection.as_deref(),
+            Self::Lines(s) => s.connection.as_deref(),
+            Self::Inline(_) => None,
+        }
+    }
+
+    /// The compression set in the options, for the text formats; `None` means "from the
+    /// file extension".
+    pub fn compression(&self) -> Option<Compression> {
+        match self {
+            Self::Csv(s) => s.options.compression,
+            Self::Json(s) => s.options.compression,
+            Self::Lines(s) => s.options.compression,
+            _ => None,
+        }
+    }
+
     /// The declared schema, if any.
     pub fn schema(&self) -> Option<&IndexMap<String, String>> {
         match self {

@@ -1,7 +1,7 @@
 //! Sources, checks and sinks: the per-entry static checks.
 
 use super::{has_glob, is_url, resolve_local};
-use crate::diagnostic::{Diagnostics, did_you_mean};
+use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
 use crate::model::{Check, CheckKind, Sink, Source};
 use crate::spec::source::OnBadRow;
@@ -27,22 +27,14 @@ pub(super) fn source(
         }
         None => None,
     };
-    let (path, on_bad_row, connection) = match spec {
-        SourceSpec::Csv(s) => (Some(&s.path), s.on_bad_row, &s.connection),
-        SourceSpec::Json(s) => (Some(&s.path), s.on_bad_row, &s.connection),
-        SourceSpec::Parquet(s) => (Some(&s.path), s.on_bad_row, &s.connection),
-        SourceSpec::Avro(s) => (Some(&s.path), s.on_bad_row, &s.connection),
-        SourceSpec::Lines(s) => (Some(&s.path), s.on_bad_row, &s.connection),
-        SourceSpec::Inline(_) => (None, OnBadRow::Fail, &None),
-    };
-    check_connection(loaded, &yaml_path, connection.as_deref(), diags);
+    check_connection(loaded, &yaml_path, spec.connection(), diags);
     check_options(loaded, &yaml_path, spec, schema.is_some(), diags);
-    let locations = match path {
+    let locations = match spec.path() {
         Some(p) if p.trim().is_empty() => {
             diags.push(loaded.error_at(&format!("{yaml_path}.path"), "`path` is empty"));
             return None;
         }
-        Some(p) if is_url(p) => vec![p.clone()],
+        Some(p) if is_url(p) => vec![p.to_string()],
         Some(p) => vec![
             resolve_local(&loaded.base_dir, p)
                 .to_string_lossy()
@@ -55,7 +47,7 @@ pub(super) fn source(
         spec: spec.clone(),
         schema,
         locations,
-        on_bad_row,
+        on_bad_row: spec.on_bad_row(),
         yaml_path,
     })
 }
@@ -68,12 +60,9 @@ fn check_options(
     has_schema: bool,
     diags: &mut Diagnostics,
 ) {
-    let on_bad_row = match spec {
-        SourceSpec::Parquet(s) | SourceSpec::Avro(s) => s.on_bad_row,
-        SourceSpec::Lines(s) => s.on_bad_row,
-        _ => OnBadRow::Fail,
-    };
-    if on_bad_row != OnBadRow::Fail {
+    if spec.on_bad_row() != OnBadRow::Fail
+        && !matches!(spec, SourceSpec::Csv(_) | SourceSpec::Json(_))
+    {
         let msg = format!(
             "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
             spec.kind()
@@ -114,14 +103,11 @@ fn check_connection(
     if let Some(c) = connection
         && !loaded.spec.connections.contains_key(c)
     {
-        let mut d = loaded.error_at(
+        let d = loaded.error_at(
             &format!("{yaml_path}.connection"),
             format!("unknown connection `{c}`"),
         );
-        if let Some(h) = did_you_mean(c, loaded.spec.connections.keys().map(String::as_str)) {
-            d = d.with_help(h);
-        }
-        diags.push(d);
+        diags.push(d.suggest(c, loaded.spec.connections.keys().map(String::as_str)));
     }
 }
 
@@ -129,14 +115,11 @@ pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostic
     let mut out = Vec::new();
     for (target, list) in &loaded.spec.checks {
         if !relations.contains(&target.as_str()) {
-            let mut d = loaded.error_at_key(
+            let d = loaded.error_at_key(
                 &format!("checks.{target}"),
                 format!("checks on `{target}`, which is neither a source nor a transform"),
             );
-            if let Some(h) = did_you_mean(target, relations.iter().copied()) {
-                d = d.with_help(h);
-            }
-            diags.push(d);
+            diags.push(d.suggest(target, relations.iter().copied()));
             continue;
         }
         for (i, c) in list.iter().enumerate() {
@@ -219,28 +202,22 @@ pub(super) fn sink(
     diags: &mut Diagnostics,
 ) -> Option<Sink> {
     let yaml_path = format!("sinks.{name}");
-    let (path, partition_by, mode, connection, ext) = match spec {
-        SinkSpec::Parquet(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".parquet"),
-        SinkSpec::Csv(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".csv"),
-        SinkSpec::Json(s) => (&s.path, &s.partition_by, s.mode, &s.connection, ".json"),
-    };
+    let (path, partition_by, mode) = (spec.path(), spec.partition_by(), spec.mode());
+    let ext = format!(".{}", spec.kind());
     let from = spec.from();
     let mut ok = true;
     if !relations.contains(&from) {
-        let mut d = loaded.error_at(
+        let d = loaded.error_at(
             &format!("{yaml_path}.from"),
             format!("sink `{name}` reads `{from}`, which is neither a source nor a transform"),
         );
-        if let Some(h) = did_you_mean(from, relations.iter().copied()) {
-            d = d.with_help(h);
-        }
-        diags.push(d);
+        diags.push(d.suggest(from, relations.iter().copied()));
         ok = false;
     }
-    check_connection(loaded, &yaml_path, connection.as_deref(), diags);
+    check_connection(loaded, &yaml_path, spec.connection(), diags);
     let lower = path.to_ascii_lowercase();
     let single_file = partition_by.is_empty()
-        && (lower.ends_with(ext)
+        && (lower.ends_with(&ext)
             || (ext == ".json" && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))));
     if single_file && mode == crate::spec::sink::SinkMode::Append {
         diags.push(
@@ -263,7 +240,7 @@ pub(super) fn sink(
         ok = false;
     }
     let location = if is_url(path) {
-        path.clone()
+        path.to_string()
     } else {
         resolve_local(&loaded.base_dir, path)
             .to_string_lossy()
@@ -275,7 +252,7 @@ pub(super) fn sink(
         spec: spec.clone(),
         location,
         single_file,
-        partition_by: partition_by.clone(),
+        partition_by: partition_by.to_vec(),
         mode,
         yaml_path,
     })
