@@ -41,7 +41,6 @@ pub struct Templater {
     context: BTreeMap<String, Value>,
     vars: BTreeMap<String, Value>,
     unset_env: Arc<Mutex<Vec<String>>>,
-    mode: EnvMode,
 }
 
 /// A template failure, before it is placed in the file.
@@ -139,7 +138,6 @@ impl Templater {
             context,
             vars: BTreeMap::new(),
             unset_env,
-            mode,
         }
     }
 
@@ -211,11 +209,6 @@ impl Templater {
     /// Takes the names of unset environment variables met so far (placeholder mode).
     pub fn take_unset_env(&self) -> Vec<String> {
         std::mem::take(&mut *self.unset_env.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// The `env()` mode.
-    pub fn mode(&self) -> EnvMode {
-        self.mode
     }
 
     fn convert(&self, err: minijinja::Error, text: &str) -> TemplateError {

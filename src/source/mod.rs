@@ -80,20 +80,6 @@ pub enum SourceError {
     },
 }
 
-impl SourceError {
-    /// The source's name.
-    pub fn source_name(&self) -> &str {
-        match self {
-            Self::NotFound { name, .. }
-            | Self::NoFiles { name, .. }
-            | Self::Read { name, .. }
-            | Self::Inline { name, .. }
-            | Self::Store { name, .. }
-            | Self::Engine { name, .. } => name,
-        }
-    }
-}
-
 /// Builds the table for a source.
 pub async fn build(
     ctx: &SessionContext,
