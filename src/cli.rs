@@ -72,6 +72,8 @@ pub enum Command {
     Test(TestArgs),
     /// Print the JSON Schema of the pipeline format.
     Schema,
+    /// Show a pipeline's state (last commit), finishing an interrupted commit first.
+    State(StateArgs),
     /// Scaffold a pipeline repository.
     Init(InitArgs),
 }
@@ -112,6 +114,23 @@ pub struct RunArgs {
     /// Partitions per query (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// When another run of the pipeline holds its lock, wait for it (for at most DURATION,
+    /// e.g. `10m`, or for ever without a value) instead of exiting with code 3.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
+    pub wait: Option<String>,
+}
+
+/// `etl state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Vars and date (they can decide the pipeline's name and state folder).
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Wait for a running run's lock (for at most DURATION, or for ever without a value).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
+    pub wait: Option<String>,
 }
 
 /// `etl validate`.

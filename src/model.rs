@@ -128,6 +128,8 @@ pub struct Sink {
     pub partition_by: Vec<String>,
     /// Overwrite, append or error_if_exists.
     pub mode: SinkMode,
+    /// May remove files at the path that etl did not write.
+    pub replace_existing: bool,
     /// The YAML path of the entry.
     pub yaml_path: String,
 }

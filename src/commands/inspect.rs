@@ -111,7 +111,13 @@ async fn planned(
         out.diagnostic(&d);
         EXIT_INVALID
     })?;
-    let p = load_pipeline(file, &opts, out)?;
+    let mut p = load_pipeline(file, &opts, out)?;
+    // Looking changes nothing: bad rows are skipped, not written to quarantine.
+    for s in p.sources.values_mut() {
+        if s.on_bad_row == crate::spec::source::OnBadRow::Quarantine {
+            s.on_bad_row = crate::spec::source::OnBadRow::Skip;
+        }
+    }
     let ctx = session(&EngineOptions::default()).map_err(|e| {
         out.diagnostic(&Diagnostic::error(format!("cannot start the engine: {e}")));
         EXIT_FAILED

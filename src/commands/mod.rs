@@ -1,11 +1,12 @@
 //! The commands behind the CLI: validated arguments in, an exit code out.
 //!
 //! Exit codes are a contract: 0 success, 1 the run failed (I/O, data, a failed check),
-//! 2 the pipeline or the command line is invalid.
+//! 2 the pipeline or the command line is invalid, 3 another run of the pipeline holds its lock.
 
 mod init;
 mod inspect;
 mod run;
+mod state;
 mod test;
 
 use std::io::IsTerminal;
@@ -26,6 +27,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// The pipeline or the command line is invalid.
 pub const EXIT_INVALID: u8 = 2;
+/// Another run of the pipeline holds its lock.
+pub const EXIT_LOCKED: u8 = 3;
 
 /// How output is written.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +103,7 @@ pub fn execute(cli: Cli) -> ExitCode {
             Command::Graph(args) => inspect::graph(args, out),
             Command::Preview(args) => inspect::preview(args, out).await,
             Command::Test(args) => test::test(args, out).await,
+            Command::State(args) => state::state(args, out).await,
             Command::Schema => {
                 println!(
                     "{}",
@@ -169,6 +173,35 @@ pub fn load_options(
         ds,
         run_id: run_id.to_string(),
         env_mode,
+    })
+}
+
+/// Parses `--wait [DURATION]`: `None` means do not wait.
+pub fn parse_wait(wait: &Option<String>) -> Result<Option<std::time::Duration>, Diagnostic> {
+    match wait.as_deref() {
+        None => Ok(None),
+        Some("forever") => Ok(Some(std::time::Duration::MAX)),
+        Some(text) => humantime::parse_duration(text).map(Some).map_err(|e| {
+            Diagnostic::error(format!("--wait `{text}` is not a duration: {e}"))
+                .with_help("write e.g. `--wait 10m`, `--wait 90s`, or `--wait` to wait for ever")
+        }),
+    }
+}
+
+/// Takes a pipeline's run lock, or reports who holds it (exit 3).
+pub fn lock_pipeline(
+    p: &Pipeline,
+    run_id: &str,
+    wait: Option<std::time::Duration>,
+    out: Output,
+) -> Result<crate::state::PipelineLock, u8> {
+    crate::state::PipelineLock::acquire(&p.state_dir, &p.name, run_id, wait).map_err(|e| {
+        let code = match e {
+            crate::state::LockError::Held { .. } => EXIT_LOCKED,
+            crate::state::LockError::Io { .. } => EXIT_FAILED,
+        };
+        out.diagnostic(&Diagnostic::error(e.to_string()).in_file(&p.file));
+        code
     })
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::{
-    EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id,
-    parse_date_arg,
+    EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, EXIT_OK, Output, load_options, load_pipeline,
+    lock_pipeline, new_run_id, parse_date_arg, parse_wait,
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::engine::{EngineOptions, parse_size};
@@ -37,12 +37,19 @@ pub async fn run(args: &RunArgs, out: Output) -> u8 {
         },
         None => None,
     };
+    let wait = match parse_wait(&args.wait) {
+        Ok(w) => w,
+        Err(d) => {
+            out.diagnostic(&d);
+            return EXIT_INVALID;
+        }
+    };
     let mut worst = EXIT_OK;
     for file in &args.pipelines {
         for ds in &dates {
-            let code = run_one(file, *ds, args, memory_limit, out).await;
+            let code = run_one(file, *ds, args, memory_limit, wait, out).await;
             worst = worst.max(code);
-            if code == EXIT_INVALID {
+            if code == EXIT_INVALID || code == EXIT_LOCKED {
                 break;
             }
         }
@@ -75,6 +82,7 @@ async fn run_one(
     ds: Option<NaiveDate>,
     args: &RunArgs,
     memory_limit: Option<usize>,
+    wait: Option<std::time::Duration>,
     out: Output,
 ) -> u8 {
     let run_id = new_run_id();
@@ -89,6 +97,15 @@ async fn run_one(
     let pipeline = match load_pipeline(file, &opts, out) {
         Ok(p) => p,
         Err(code) => return code,
+    };
+    // One run of a pipeline at a time; a dry run changes nothing and takes no lock.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match lock_pipeline(&pipeline, &run_id, wait, out) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        }
     };
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
@@ -107,6 +124,7 @@ async fn run_one(
         dry_run: args.dry_run,
         engine,
         progress: out.tty && out.format == LogFormat::Text,
+        ds: ds.to_string(),
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {
@@ -141,6 +159,13 @@ async fn run_one(
 }
 
 fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Path>, out: Output) {
+    for note in &outcome.notes {
+        match out.format {
+            LogFormat::Text => eprintln!("note: {}", crate::secrets::redact(note)),
+            LogFormat::Json => out
+                .json(serde_json::json!({"event": "recovered", "pipeline": name, "message": note})),
+        }
+    }
     match out.format {
         LogFormat::Text => {
             if !outcome.steps.is_empty() {

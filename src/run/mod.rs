@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub engine: EngineOptions,
     /// Show progress spinners (a terminal, text logs).
     pub progress: bool,
+    /// The logical date, for the commit record.
+    pub ds: String,
 }
 
 /// How a run ended badly.
@@ -55,6 +57,8 @@ pub struct RunOutcome {
     pub steps: Vec<StepReport>,
     /// The first error, for the summary.
     pub error: Option<Diagnostic>,
+    /// Things the user should know that are not steps (an interrupted commit finished).
+    pub notes: Vec<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -124,13 +128,19 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOut
     let mut out = RunOutcome {
         steps: Vec::new(),
         error: None,
+        notes: Vec::new(),
         seconds: 0.0,
     };
     let result = run_phases(p, opts, run_id, &sinks, &needed, &mut out).await;
     out.seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(()) => Ok(out),
-        Err(Stop::Invalid(d)) => Err(RunError::Invalid(d)),
+        Err(Stop::Invalid(mut d)) => {
+            for note in out.notes.drain(..).rev() {
+                d.0.insert(0, Diagnostic::warning(note).in_file(&p.file));
+            }
+            Err(RunError::Invalid(d))
+        }
         Err(Stop::Failed(d)) => Err(out.failed(d)),
     }
 }
@@ -154,18 +164,35 @@ async fn run_phases(
             "cannot start the engine: {e}"
         ))))
     })?;
+    if !opts.dry_run {
+        // First put right what an interrupted earlier run left: its commit, its staging.
+        match sink::recover(&ctx, p).await {
+            Ok(Some(note)) => out.notes.push(note),
+            Ok(None) => {}
+            Err(e) => return Err(Stop::Failed(recovery_failure(p, &e))),
+        }
+        for s in p.sinks.values() {
+            sink::remove_stale_staging(&ctx, p, s, run_id).await;
+        }
+    }
     for name in sinks {
         let s = &p.sinks[name];
-        // First put right what an interrupted earlier run may have left.
-        if !opts.dry_run {
-            sink::remove_stale_staging(s);
-        }
         if s.mode == SinkMode::ErrorIfExists && sink::exists_non_empty(&ctx, &s.location).await {
             let e = SinkError::Exists {
                 name: s.name.clone(),
                 path: s.location.clone(),
             };
             return Err(Stop::Failed(place(p, &s.yaml_path, e.to_string())));
+        }
+        if let Err(e) = sink::check_ownership(&ctx, p, s).await {
+            let d = place(p, &format!("{}.path", s.yaml_path), e.to_string());
+            let d = match e {
+                SinkError::Foreign { .. } => d.with_help(
+                    "point the sink at another path, move those files away, or set `replace_existing: true` on the sink to let it remove them",
+                ),
+                _ => d,
+            };
+            return Err(Stop::Invalid(one(d)));
         }
     }
     let t0 = Instant::now();
@@ -197,12 +224,14 @@ async fn run_phases(
         p,
         needed,
         run_id,
+        ds: &opts.ds,
         progress: &progress,
     };
     let result = async {
         phases::materialize_shared(&cx, sinks, &checks, out).await?;
         phases::run_checks(&cx, &checks, out).await?;
         let staged = phases::write_sinks(&cx, sinks, out).await?;
+        crate::fault::point("staged");
         phases::commit_all(&cx, &staged, out).await
     }
     .await;
@@ -224,6 +253,12 @@ fn one(d: Diagnostic) -> Diagnostics {
     let mut ds = Diagnostics::default();
     ds.push(d);
     ds
+}
+
+fn recovery_failure(p: &Pipeline, e: &SinkError) -> Diagnostic {
+    Diagnostic::error(format!("cannot finish the commit of an interrupted run: {e}"))
+        .in_file(&p.file)
+        .with_help("fix the cause and run again, or run `etl state` on the pipeline; nothing of this run was written")
 }
 
 fn place(p: &Pipeline, yaml_path: &str, message: String) -> Diagnostic {

@@ -22,6 +22,7 @@ pub(super) struct Cx<'a> {
     pub p: &'a Pipeline,
     pub needed: &'a [String],
     pub run_id: &'a str,
+    pub ds: &'a str,
     pub progress: &'a Progress,
 }
 
@@ -186,13 +187,13 @@ pub(super) async fn write_sinks(
                 );
                 failure.get_or_insert(d);
                 // Whatever a failed writer left in its staging place goes.
-                sink::remove_staging(cx.ctx, &sink::staging_location(s, cx.run_id)).await;
+                sink::remove_staging(cx.ctx, &sink::staging_location(cx.p, s, cx.run_id)).await;
             }
         }
     }
     let Some(d) = failure else { return Ok(staged) };
     for (st, secs) in &staged {
-        sink::abort(cx.ctx, st).await;
+        sink::remove_staging(cx.ctx, &st.staging).await;
         out.steps.push(
             StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Skipped)
                 .timed(*secs)
@@ -202,24 +203,46 @@ pub(super) async fn write_sinks(
     Err(d)
 }
 
-/// Moves every staged output into place.
+/// Moves every staged output into place, as one unit (see `sink::commit`).
 pub(super) async fn commit_all(
     cx: &Cx<'_>,
     staged: &[(Staged, f64)],
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
-    for (i, (st, secs)) in staged.iter().enumerate() {
-        if let Err(e) = sink::commit(cx.ctx, st, cx.run_id).await {
-            for (rest, _) in &staged[i..] {
-                sink::abort(cx.ctx, rest).await;
-            }
+    let outputs: Vec<Staged> = staged.iter().map(|(s, _)| s.clone()).collect();
+    if let Err(e) = sink::commit_run(cx.ctx, cx.p, &outputs, cx.run_id, cx.ds).await {
+        let name = match &e {
+            SinkError::Commit { name, .. } | SinkError::Exists { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        for (st, secs) in staged {
+            let failed = name.as_deref() == Some(st.sink.name.as_str());
             out.steps.push(
-                StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Failed)
-                    .timed(*secs)
-                    .with_detail(e.to_string()),
+                StepReport::new(
+                    &st.sink.name,
+                    StepKind::Sink,
+                    if failed {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::Skipped
+                    },
+                )
+                .timed(*secs)
+                .with_detail(if failed {
+                    e.to_string()
+                } else {
+                    "not committed".into()
+                }),
             );
-            return Err(place(cx.p, &st.sink.yaml_path, e.to_string()));
         }
+        let yaml_path = name
+            .and_then(|n| cx.p.sinks.get(&n).map(|s| s.yaml_path.clone()))
+            .unwrap_or_else(|| "sinks".into());
+        return Err(place(cx.p, &yaml_path, e.to_string()).with_help(
+            "if some outputs were already moved into place, the next `etl run` or `etl state` of this pipeline finishes the commit",
+        ));
+    }
+    for (st, secs) in staged {
         let files = format!("{} file{}", st.files, if st.files == 1 { "" } else { "s" });
         out.steps.push(
             StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Ok)

@@ -62,7 +62,7 @@ pub async fn write(
             error,
         }
     })?;
-    let staging = staging_location(sink, run_id);
+    let staging = staging_location(pipeline, sink, run_id);
     let local = !crate::validate::is_url(&staging);
     if let Some(parent) = std::path::Path::new(&staging).parent().filter(|_| local) {
         std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {

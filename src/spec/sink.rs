@@ -80,6 +80,15 @@ impl SinkSpec {
         }
     }
 
+    /// Whether the sink may remove files at its path that etl did not write.
+    pub fn replace_existing(&self) -> bool {
+        match self {
+            Self::Parquet(s) => s.replace_existing,
+            Self::Csv(s) => s.replace_existing,
+            Self::Json(s) => s.replace_existing,
+        }
+    }
+
     /// The name of the source or transform written.
     pub fn from(&self) -> &str {
         match self {
@@ -119,6 +128,11 @@ pub struct FileSinkSpec<O: Default> {
     /// What to do with existing output.
     #[serde(default)]
     pub mode: SinkMode,
+    /// Let this sink remove files at its path that etl did not write for it. By default a
+    /// run refuses (exit 2, before reading any data) to replace a non-empty target holding a
+    /// file that no earlier run of this pipeline's sink of the same name wrote.
+    #[serde(default)]
+    pub replace_existing: bool,
     /// Format options.
     #[serde(default)]
     pub options: O,

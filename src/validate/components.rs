@@ -254,6 +254,7 @@ pub(super) fn sink(
         single_file,
         partition_by: partition_by.to_vec(),
         mode,
+        replace_existing: spec.replace_existing(),
         yaml_path,
     })
 }

@@ -5,6 +5,7 @@
 //! parsed here to find dependencies; planning it against real schemas is `plan`'s job.
 
 mod components;
+mod paths;
 mod sql;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use crate::load::Loaded;
 use crate::model::{Pipeline, Sink, Source};
 use crate::yaml::{self, Kind};
 
+pub use paths::canonical;
 pub use sql::{parse_sql, sql_error_pos, table_refs};
 
 /// Validates a loaded pipeline.
@@ -60,18 +62,31 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
             ));
         }
     }
-    if diags.has_errors() {
-        return Err(diags);
-    }
     let state_dir = std::env::var_os("ETL_STATE_DIR")
-        .map(PathBuf::from)
+        .map(|d| {
+            resolve_local(
+                &std::env::current_dir().unwrap_or_default(),
+                &d.to_string_lossy(),
+            )
+        })
         .or_else(|| {
             spec.state
                 .as_ref()
                 .and_then(|s| s.dir.as_deref())
                 .map(|d| resolve_local(&loaded.base_dir, d))
         })
-        .unwrap_or_else(|| loaded.base_dir.join(".etl"));
+        .unwrap_or_else(|| resolve_local(&loaded.base_dir, ".etl"));
+    paths::check(
+        loaded,
+        &sources,
+        &transforms,
+        &sinks,
+        &state_dir,
+        &mut diags,
+    );
+    if diags.has_errors() {
+        return Err(diags);
+    }
     Ok(Pipeline {
         name: loaded.name.clone(),
         description: spec.description.clone(),

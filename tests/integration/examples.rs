@@ -114,7 +114,11 @@ fn fraud_output_is_hive_partitioned_by_date() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     dirs.sort();
-    assert_eq!(dirs, vec!["tx_date=2024-06-30", "tx_date=2024-07-01"]);
+    // The hidden manifest records what the sink wrote.
+    assert_eq!(
+        dirs,
+        vec![".etl-manifest", "tx_date=2024-06-30", "tx_date=2024-07-01"]
+    );
 }
 
 #[test]

@@ -8,5 +8,6 @@ mod cli;
 mod errors;
 mod examples;
 mod object_store;
+mod safety;
 mod sinks;
 mod sources;
