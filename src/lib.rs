@@ -11,6 +11,7 @@
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod db;
 pub mod diagnostic;
 pub mod engine;
 pub mod fault;
