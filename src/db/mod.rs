@@ -1,7 +1,9 @@
 //! Database access shared by the PostgreSQL and MySQL connectors: connection settings,
 //! retries, and the errors users see (which never carry a password).
 
+pub mod mysql;
 pub mod pg;
+pub mod sql;
 
 use std::time::Duration;
 

@@ -8,7 +8,6 @@
 
 pub mod decode;
 pub mod encode;
-pub mod sql;
 pub mod types;
 
 use std::sync::Arc;

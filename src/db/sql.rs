@@ -1,24 +1,69 @@
-//! SQL text for PostgreSQL: quoted identifiers, strict literals, and the filters DataFusion
-//! may push into the query sent to the server.
+//! SQL text for the database connectors: quoted identifiers, strict literals, and the
+//! filters DataFusion may push into the query sent to the server (PostgreSQL and MySQL).
 //!
 //! Only a few filter shapes are pushed (a column compared with a literal, `IS [NOT] NULL`,
 //! `IN`, `BETWEEN`, and `AND`/`OR`/`NOT` of those), each rendered here rather than by a generic
 //! SQL unparser, so what reaches the server means exactly what DataFusion meant:
-//! - string order differs between DataFusion (bytes) and a Postgres collation, so string
-//!   ranges are compared under `COLLATE "C"` (byte order), and string equality is exact only
-//!   for a deterministic collation (else the server returns a superset that DataFusion filters
-//!   again);
+//! - string order differs between DataFusion (bytes) and a database collation, so string
+//!   ranges are compared in byte order (`COLLATE "C"` in Postgres, `CAST(col AS BINARY)` in
+//!   MySQL), and string equality is exact only for a byte-comparing collation (else the server
+//!   returns a superset that DataFusion filters again);
 //! - floats are pushed only with finite, non-zero literals (`-0 = 0` in SQL, not in Arrow);
 //! - no function, cast or pattern is pushed.
 
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::scalar::ScalarValue;
 
-use super::types::PgScalar;
+/// The SQL flavour of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB (sessions run with `NO_BACKSLASH_ESCAPES` and UTC).
+    MySql,
+}
 
 /// A quoted identifier.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl Dialect {
+    /// A quoted identifier.
+    pub fn ident(self, s: &str) -> String {
+        match self {
+            Dialect::Postgres => quote_ident(s),
+            Dialect::MySql => format!("`{}`", s.replace('`', "``")),
+        }
+    }
+
+    /// A literal for a value, or `None` when it has no exact SQL form.
+    pub fn literal(self, v: &ScalarValue) -> Option<String> {
+        match self {
+            Dialect::Postgres => literal(v),
+            Dialect::MySql => mysql_literal(v),
+        }
+    }
+
+    fn text_range(self, column: &str, op: &str, lit: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column} COLLATE \"C\" {op} {lit}"),
+            Dialect::MySql => format!("CAST({column} AS BINARY) {op} CAST({lit} AS BINARY)"),
+        }
+    }
+}
+
+/// The kind of a remote column, for the pushdown rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColKind {
+    /// Integers and decimals: compared exactly.
+    Exact,
+    /// Floating point.
+    Float,
+    /// Text.
+    Text,
+    /// Anything else: never filtered remotely.
+    Other,
 }
 
 /// `schema.table` written by a user, as (schema, table); the schema defaults to `public`.
@@ -117,6 +162,28 @@ pub fn literal(v: &ScalarValue) -> Option<String> {
     })
 }
 
+/// A MySQL literal (sessions use `NO_BACKSLASH_ESCAPES` and the UTC time zone).
+fn mysql_literal(v: &ScalarValue) -> Option<String> {
+    use ScalarValue as S;
+    let ts = |micros: i64| -> Option<String> {
+        let t = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
+        Some(format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")))
+    };
+    Some(match v {
+        S::Boolean(Some(b)) => (*b as u8).to_string(),
+        S::Float32(Some(f)) if f.is_finite() && *f != 0.0 => format!("{f:?}"),
+        S::Float64(Some(f)) if f.is_finite() && *f != 0.0 => format!("{f:?}"),
+        S::Decimal128(Some(_), _, _) | S::Decimal256(Some(_), _, _) => v.to_string(),
+        S::Date32(Some(_)) => literal(v)?.trim_end_matches("::date").to_string(),
+        S::TimestampSecond(Some(t), _) => ts(t.checked_mul(1_000_000)?)?,
+        S::TimestampMillisecond(Some(t), _) => ts(t.checked_mul(1_000)?)?,
+        S::TimestampMicrosecond(Some(t), _) => ts(*t)?,
+        S::TimestampNanosecond(Some(t), _) if t % 1000 == 0 => ts(t / 1000)?,
+        S::Float32(_) | S::Float64(_) | S::TimestampNanosecond(..) => return None,
+        _ => literal(v)?,
+    })
+}
+
 fn ts_literal(micros: i64, with_tz: bool) -> Option<String> {
     let t = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
     let text = t.format("%Y-%m-%d %H:%M:%S%.6f");
@@ -132,15 +199,21 @@ fn ts_literal(micros: i64, with_tz: bool) -> Option<String> {
 pub struct RemoteColumn {
     /// The column's name.
     pub name: String,
-    /// Its scalar type (arrays are never filtered remotely).
-    pub scalar: Option<PgScalar>,
-    /// For text: true when its collation compares bytes (deterministic) and it is not
-    /// `char(n)` (which ignores trailing blanks).
+    /// Its kind.
+    pub kind: ColKind,
+    /// For text: true when `=` compares bytes (a deterministic Postgres collation), so the
+    /// server's answer is exact; otherwise (MySQL's case- and pad-insensitive collations) the
+    /// server returns a superset that DataFusion filters again.
     pub exact_text_eq: bool,
+    /// For text: values are blank-padded and compared ignoring the blanks (Postgres
+    /// `char(n)`): only `=` is pushed, as a superset.
+    pub padded: bool,
 }
 
 /// Decides which filters go to the server, and renders them.
 pub struct Pushdown<'a> {
+    /// The server's SQL flavour.
+    pub dialect: Dialect,
     /// The remote columns.
     pub columns: &'a [RemoteColumn],
 }
@@ -202,36 +275,25 @@ impl Pushdown<'_> {
         op: Operator,
         v: &ScalarValue,
     ) -> (TableProviderFilterPushDown, Option<String>) {
-        let (Some(scalar), Some(sql_op), Some(lit)) = (col.scalar, sql_op(op), literal(v)) else {
+        let (Some(sql_op), Some(lit)) = (sql_op(op), self.dialect.literal(v)) else {
             return (Unsupported, None);
         };
-        let c = quote_ident(&col.name);
-        let eq = matches!(op, Operator::Eq | Operator::NotEq);
-        match scalar {
-            PgScalar::Int2
-            | PgScalar::Int4
-            | PgScalar::Int8
-            | PgScalar::Numeric { .. }
-            | PgScalar::Bool
-            | PgScalar::Date
-            | PgScalar::Timestamp
-            | PgScalar::Timestamptz
-            | PgScalar::Float4
-            | PgScalar::Float8 => (Exact, Some(format!("{c} {sql_op} {lit}"))),
-            PgScalar::Text
-                if !matches!(
-                    v,
-                    ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_)
-                ) =>
-            {
-                (Unsupported, None)
-            }
-            PgScalar::Text if eq && col.exact_text_eq => {
+        let c = self.dialect.ident(&col.name);
+        let text_lit = matches!(
+            v,
+            ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_)
+        );
+        match col.kind {
+            ColKind::Exact | ColKind::Float if !text_lit => {
                 (Exact, Some(format!("{c} {sql_op} {lit}")))
             }
-            PgScalar::Text if op == Operator::Eq => (Inexact, Some(format!("{c} = {lit}"))),
-            PgScalar::Text if !eq && col.exact_text_eq => {
-                (Exact, Some(format!("{c} COLLATE \"C\" {sql_op} {lit}")))
+            ColKind::Text if text_lit && op == Operator::Eq => {
+                let kind = if col.exact_text_eq { Exact } else { Inexact };
+                (kind, Some(format!("{c} = {lit}")))
+            }
+            // Byte-order comparison, as DataFusion compares strings.
+            ColKind::Text if text_lit && !col.padded => {
+                (Exact, Some(self.dialect.text_range(&c, sql_op, &lit)))
             }
             _ => (Unsupported, None),
         }
@@ -262,7 +324,7 @@ impl Pushdown<'_> {
                 _ => (Unsupported, None),
             },
             Expr::IsNull(x) | Expr::IsNotNull(x) => match self.column(x) {
-                Some(c) if c.scalar.is_some() => {
+                Some(c) if c.kind != ColKind::Other => {
                     let not = if matches!(e, Expr::IsNotNull(_)) {
                         " NOT"
                     } else {
@@ -369,21 +431,27 @@ mod tests {
         let cols = vec![
             RemoteColumn {
                 name: "id".into(),
-                scalar: Some(PgScalar::Int8),
+                kind: ColKind::Exact,
                 exact_text_eq: false,
+                padded: false,
             },
             RemoteColumn {
                 name: "s".into(),
-                scalar: Some(PgScalar::Text),
+                kind: ColKind::Text,
                 exact_text_eq: true,
+                padded: false,
             },
             RemoteColumn {
                 name: "b".into(),
-                scalar: Some(PgScalar::Text),
+                kind: ColKind::Text,
                 exact_text_eq: false,
+                padded: false,
             },
         ];
-        let p = Pushdown { columns: &cols };
+        let p = Pushdown {
+            dialect: Dialect::Postgres,
+            columns: &cols,
+        };
         let (k, s) = p.classify(&col("id").gt(lit(5i64)).and(col("s").eq(lit("x"))));
         assert_eq!(k, Exact);
         assert_eq!(s.unwrap(), "(\"id\" > 5 AND \"s\" = 'x')");
@@ -393,7 +461,7 @@ mod tests {
             (Exact, "\"s\" COLLATE \"C\" < 'm'".to_string())
         );
         assert_eq!(p.classify(&col("b").eq(lit("x"))).0, Inexact);
-        assert_eq!(p.classify(&col("b").lt(lit("x"))).0, Unsupported);
+        assert_eq!(p.classify(&col("b").lt(lit("x"))).0, Exact);
         assert_eq!(
             p.classify(&lit(3i64).lt(col("id"))).1.unwrap(),
             "\"id\" > 3"
@@ -412,6 +480,32 @@ mod tests {
         assert_eq!(
             p.classify(&col("id").is_null()).1.unwrap(),
             "\"id\" IS NULL"
+        );
+    }
+
+    #[test]
+    fn mysql_renders_byte_order_ranges_and_plain_timestamps() {
+        let cols = vec![RemoteColumn {
+            name: "s".into(),
+            kind: ColKind::Text,
+            exact_text_eq: false,
+            padded: false,
+        }];
+        let m = Pushdown {
+            dialect: Dialect::MySql,
+            columns: &cols,
+        };
+        assert_eq!(
+            m.classify(&col("s").gt(lit("a'b"))).1.unwrap(),
+            "CAST(`s` AS BINARY) > CAST('a''b' AS BINARY)"
+        );
+        assert_eq!(
+            mysql_literal(&ScalarValue::TimestampMicrosecond(
+                Some(1_700_000_000_123_456),
+                None
+            ))
+            .unwrap(),
+            "'2023-11-14 22:13:20.123456'"
         );
     }
 }
