@@ -14,6 +14,7 @@
 //! ```
 
 pub mod lock;
+pub mod watermark;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
