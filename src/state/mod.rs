@@ -14,6 +14,7 @@
 //! ```
 
 pub mod lock;
+pub mod store;
 pub mod watermark;
 
 use std::io::Write;
@@ -25,7 +26,12 @@ pub use lock::{LockError, PipelineLock};
 
 /// The folder holding one pipeline's lock, journal and commit record.
 pub fn pipeline_dir(state_dir: &Path, pipeline: &str) -> PathBuf {
-    state_dir.join("pipelines").join(key(pipeline))
+    pipeline_dir_for_key(state_dir, &key(pipeline))
+}
+
+/// The same, from a pipeline's key.
+pub fn pipeline_dir_for_key(state_dir: &Path, key: &str) -> PathBuf {
+    state_dir.join("pipelines").join(key)
 }
 
 /// A file-name-safe key for a pipeline name. Names that hold a secret, or that would not
