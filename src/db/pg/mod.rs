@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod load;
 pub mod types;
 
 use std::sync::Arc;
