@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod encode;
 pub mod load;
+pub mod read;
 pub mod types;
 
 use std::sync::Arc;
