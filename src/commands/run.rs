@@ -93,7 +93,11 @@ async fn run_one(
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
     if out.format == LogFormat::Text {
-        eprintln!("etl run {} (ds={ds}, run {})", pipeline.name, &run_id[..8]);
+        out.err_line(&format!(
+            "etl run {} (ds={ds}, run {})",
+            pipeline.name,
+            &run_id[..8]
+        ));
     }
     let engine = EngineOptions {
         memory_limit: memory_limit
@@ -144,7 +148,7 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
     match out.format {
         LogFormat::Text => {
             if !outcome.steps.is_empty() {
-                println!("{}", report::summary_table(&outcome.steps));
+                out.line(&report::summary_table(&outcome.steps));
             }
             if let Some(d) = &outcome.error {
                 out.diagnostic(d);
@@ -153,7 +157,7 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
             let rec = record
                 .map(|p| format!(" — run record: {}", p.display()))
                 .unwrap_or_default();
-            println!("{name}: {status} in {:.2}s{rec}", outcome.seconds);
+            out.line(&format!("{name}: {status} in {:.2}s{rec}", outcome.seconds));
         }
         LogFormat::Json => {
             for s in &outcome.steps {
