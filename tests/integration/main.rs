@@ -8,5 +8,6 @@ mod cli;
 mod errors;
 mod examples;
 mod object_store;
+mod secrets;
 mod sinks;
 mod sources;
