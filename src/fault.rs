@@ -62,7 +62,7 @@ fn hit(name: &str) {
             }
         }
         _ => {
-            eprintln!("fault point {name}:{k}: killing the process");
+            crate::out::err_line(&format!("fault point {name}:{k}: killing the process"));
             // SAFETY: sending a signal to our own pid has no memory-safety preconditions.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);

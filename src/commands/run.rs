@@ -110,7 +110,11 @@ async fn run_one(
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
     if out.format == LogFormat::Text {
-        eprintln!("etl run {} (ds={ds}, run {})", pipeline.name, &run_id[..8]);
+        out.err_line(&format!(
+            "etl run {} (ds={ds}, run {})",
+            pipeline.name,
+            &run_id[..8]
+        ));
     }
     let engine = EngineOptions {
         memory_limit: memory_limit
@@ -161,7 +165,7 @@ async fn run_one(
 fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Path>, out: Output) {
     for note in &outcome.notes {
         match out.format {
-            LogFormat::Text => eprintln!("note: {}", crate::secrets::redact(note)),
+            LogFormat::Text => crate::out::err_line(&format!("note: {note}")),
             LogFormat::Json => out
                 .json(serde_json::json!({"event": "recovered", "pipeline": name, "message": note})),
         }
@@ -169,7 +173,7 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
     match out.format {
         LogFormat::Text => {
             if !outcome.steps.is_empty() {
-                println!("{}", report::summary_table(&outcome.steps));
+                out.line(&report::summary_table(&outcome.steps));
             }
             if let Some(d) = &outcome.error {
                 out.diagnostic(d);
@@ -178,7 +182,7 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
             let rec = record
                 .map(|p| format!(" — run record: {}", p.display()))
                 .unwrap_or_default();
-            println!("{name}: {status} in {:.2}s{rec}", outcome.seconds);
+            out.line(&format!("{name}: {status} in {:.2}s{rec}", outcome.seconds));
         }
         LogFormat::Json => {
             for s in &outcome.steps {

@@ -99,5 +99,5 @@ fn print_text(p: &crate::model::Pipeline, recovered: Option<&str>, last: Option<
             }
         }
     }
-    print!("{}", crate::secrets::redact(&text));
+    crate::out::text(&text);
 }

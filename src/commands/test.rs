@@ -64,12 +64,12 @@ pub async fn test(args: &TestArgs, out: Output) -> u8 {
         }
     }
     if out.format == LogFormat::Text {
-        println!("tests: {passed} passed, {failed} failed");
+        out.line(&format!("tests: {passed} passed, {failed} failed"));
     } else {
         out.json(serde_json::json!({"event": "tests", "passed": passed, "failed": failed}));
     }
     if passed + failed == 0 && worst == EXIT_OK {
-        eprintln!("no tests found");
+        out.err_line("no tests found");
     }
     worst
 }
@@ -77,9 +77,12 @@ pub async fn test(args: &TestArgs, out: Output) -> u8 {
 fn report(out: Output, label: &str, ok: bool, problems: &[String]) {
     match out.format {
         LogFormat::Text => {
-            println!("test {label} ... {}", if ok { "ok" } else { "FAILED" });
+            out.line(&format!(
+                "test {label} ... {}",
+                if ok { "ok" } else { "FAILED" }
+            ));
             for p in problems {
-                println!("{}", crate::secrets::redact(p));
+                out.line(p);
             }
         }
         LogFormat::Json => out.json(

@@ -4,8 +4,8 @@
 //! known. A row is bad when it does not parse (wrong number of fields, invalid JSON) or a
 //! value does not fit its column's type. Good rows flow on as typed batches; bad rows are
 //! counted, and with `quarantine` written as JSON lines (source, file, line, reason, raw
-//! row) to `<state dir>/quarantine/<source>/<run id>.jsonl`. Nothing is read or written
-//! before the query runs, so `validate`, `explain` and dry runs leave no trace.
+//! row; secrets masked) to `<state dir>/quarantine/<source>/<run id>.jsonl`. Nothing is read
+//! or written before the query runs, so `validate`, `explain` and dry runs leave no trace.
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -134,6 +134,7 @@ impl BadRowLog {
             )));
         }
         let entry = serde_json::json!({"source": self.source, "file": file, "line": line, "reason": reason, "row": raw});
+        let entry = crate::secrets::json_line(entry);
         let w = inner.writer.as_mut().expect("opened above");
         writeln!(w, "{entry}")
             .and_then(|_| w.flush())

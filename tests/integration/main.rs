@@ -9,5 +9,6 @@ mod errors;
 mod examples;
 mod object_store;
 mod safety;
+mod secrets;
 mod sinks;
 mod sources;
