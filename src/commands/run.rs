@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate, Utc};
 
 use super::{
     EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, EXIT_OK, Output, load_options, load_pipeline,
-    lock_pipeline, new_run_id, parse_date_arg, parse_wait,
+    new_run_id, parse_date_arg, parse_wait,
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::engine::{EngineOptions, parse_size};
@@ -98,15 +98,6 @@ async fn run_one(
         Ok(p) => p,
         Err(code) => return code,
     };
-    // One run of a pipeline at a time; a dry run changes nothing and takes no lock.
-    let _lock = if args.dry_run {
-        None
-    } else {
-        match lock_pipeline(&pipeline, &run_id, wait, out) {
-            Ok(l) => Some(l),
-            Err(code) => return code,
-        }
-    };
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
     if out.format == LogFormat::Text {
@@ -129,6 +120,7 @@ async fn run_one(
         engine,
         progress: out.tty && out.format == LogFormat::Text,
         ds: ds.to_string(),
+        wait,
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {
@@ -138,6 +130,10 @@ async fn run_one(
             return EXIT_INVALID;
         }
         Err(RunError::Failed(o)) => (EXIT_FAILED, *o),
+        Err(RunError::Locked(d)) => {
+            out.diagnostic(&d);
+            return EXIT_LOCKED;
+        }
     };
     let record = RunRecord {
         run_id: run_id.clone(),

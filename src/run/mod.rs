@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The logical date, for the commit record.
     pub ds: String,
+    /// How long to wait for another run's lock (`None`: not at all).
+    pub wait: Option<std::time::Duration>,
 }
 
 /// How a run ended badly.
@@ -48,6 +50,8 @@ pub enum RunError {
     Invalid(Diagnostics),
     /// The run failed (exit 1); the report says where.
     Failed(Box<RunOutcome>),
+    /// Another run of the pipeline holds its lock (exit 3).
+    Locked(Diagnostic),
 }
 
 /// What a run did.
@@ -142,6 +146,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOut
             Err(RunError::Invalid(d))
         }
         Err(Stop::Failed(d)) => Err(out.failed(d)),
+        Err(Stop::Locked(d)) => Err(RunError::Locked(d)),
     }
 }
 
@@ -149,6 +154,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOut
 enum Stop {
     Invalid(Diagnostics),
     Failed(Diagnostic),
+    Locked(Diagnostic),
 }
 
 async fn run_phases(
@@ -164,26 +170,9 @@ async fn run_phases(
             "cannot start the engine: {e}"
         ))))
     })?;
-    if !opts.dry_run {
-        // First put right what an interrupted earlier run left: its commit, its staging.
-        match sink::recover(&ctx, p).await {
-            Ok(Some(note)) => out.notes.push(note),
-            Ok(None) => {}
-            Err(e) => return Err(Stop::Failed(recovery_failure(p, &e))),
-        }
-        for s in p.sinks.values() {
-            sink::remove_stale_staging(&ctx, p, s, run_id).await;
-        }
-    }
+    // Refuse to replace what etl did not write, before any data is read.
     for name in sinks {
         let s = &p.sinks[name];
-        if s.mode == SinkMode::ErrorIfExists && sink::exists_non_empty(&ctx, &s.location).await {
-            let e = SinkError::Exists {
-                name: s.name.clone(),
-                path: s.location.clone(),
-            };
-            return Err(Stop::Failed(place(p, &s.yaml_path, e.to_string())));
-        }
         if let Err(e) = sink::check_ownership(&ctx, p, s).await {
             let d = place(p, &format!("{}.path", s.yaml_path), e.to_string());
             let d = match e {
@@ -201,6 +190,41 @@ async fn run_phases(
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
     };
+    // One run of a pipeline at a time; a dry run changes nothing and takes no lock. Planning
+    // came first so that an invalid pipeline leaves nothing behind, not even a lock file.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        let lock = crate::state::PipelineLock::acquire(&p.state_dir, &p.name, run_id, opts.wait)
+            .map_err(|e| match e {
+                crate::state::LockError::Held { .. } => {
+                    Stop::Locked(Diagnostic::error(e.to_string()).in_file(&p.file))
+                }
+                crate::state::LockError::Io { .. } => {
+                    Stop::Failed(Diagnostic::error(e.to_string()).in_file(&p.file))
+                }
+            })?;
+        // First put right what an interrupted earlier run left: its commit, its staging.
+        match sink::recover(&ctx, p).await {
+            Ok(Some(note)) => out.notes.push(note),
+            Ok(None) => {}
+            Err(e) => return Err(Stop::Failed(recovery_failure(p, &e))),
+        }
+        for s in p.sinks.values() {
+            sink::remove_stale_staging(&ctx, p, s, run_id).await;
+        }
+        Some(lock)
+    };
+    for name in sinks {
+        let s = &p.sinks[name];
+        if s.mode == SinkMode::ErrorIfExists && sink::exists_non_empty(&ctx, &s.location).await {
+            let e = SinkError::Exists {
+                name: s.name.clone(),
+                path: s.location.clone(),
+            };
+            return Err(Stop::Failed(place(p, &s.yaml_path, e.to_string())));
+        }
+    }
     for name in needed.iter().filter(|n| p.sources.contains_key(*n)) {
         out.steps.push(
             StepReport::new(name, StepKind::Source, StepStatus::Ok)
