@@ -1,10 +1,13 @@
 //! Integration tests: the real `etl` binary on fixture pipelines, outputs read back.
 //!
-//! One test binary (faster to build); each module covers one area.
+//! One test binary (faster to build); each module covers one area. Helpers: `util` (run the
+//! binary, fixtures, read outputs back) and `servers` (throwaway PostgreSQL and MariaDB).
 
+mod servers;
 mod util;
 
 mod cli;
+mod db_harness;
 mod errors;
 mod examples;
 mod object_store;
