@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// e.g. `10m`, or for ever without a value) instead of exiting with code 3.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
     pub wait: Option<String>,
+    /// Ignore the watermarks of incremental sources and read every row (the watermarks are
+    /// then set from what this run read).
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 /// `etl state`.

@@ -16,6 +16,7 @@
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod connector;
 pub mod db;
 pub mod diagnostic;
 pub mod engine;

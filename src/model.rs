@@ -147,6 +147,8 @@ pub struct Pipeline {
     pub base_dir: PathBuf,
     /// Where run records go.
     pub state_dir: PathBuf,
+    /// Where watermarks are kept, when not in `state_dir` (a Postgres or object-store URL).
+    pub state_url: Option<String>,
     /// This run's id.
     pub run_id: String,
     /// Resolved vars (may hold secrets; redact before printing).

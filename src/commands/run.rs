@@ -121,6 +121,7 @@ async fn run_one(
         progress: out.tty && out.format == LogFormat::Text,
         ds: ds.to_string(),
         wait,
+        full_refresh: args.full_refresh,
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {

@@ -79,6 +79,40 @@ pub enum DbError {
     },
 }
 
+/// The named database connection of a pipeline, with its URL rendered.
+pub fn connection(pipeline: &crate::model::Pipeline, name: &str) -> Result<DbConnection, DbError> {
+    let spec = pipeline.connections.get(name).ok_or_else(|| DbError::Url {
+        connection: name.to_string(),
+        reason: "no such connection".into(),
+    })?;
+    let url = spec.url.clone().ok_or_else(|| DbError::Url {
+        connection: name.to_string(),
+        reason: "the connection has no `url`".into(),
+    })?;
+    Ok(DbConnection {
+        name: name.to_string(),
+        url,
+        retries: spec.retries.unwrap_or(DEFAULT_RETRIES),
+    })
+}
+
+/// Batches received from a reading task, as a stream that stops the task (and closes its
+/// connection) when the consumer drops it early.
+pub fn abort_on_drop<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+    task: tokio::task::JoinHandle<()>,
+) -> impl futures::Stream<Item = T> + Send {
+    struct Guard(tokio::task::JoinHandle<()>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    futures::stream::unfold((rx, Guard(task)), |(mut rx, guard)| async move {
+        rx.recv().await.map(|item| (item, (rx, guard)))
+    })
+}
+
 fn attempts_text(n: u32) -> String {
     if n > 1 {
         format!(" (tried {n} times)")

@@ -1,44 +1,46 @@
 //! Committing every sink of a run as one unit, and finishing a commit a crash interrupted.
 //!
-//! Each sink first writes into a staging place beside its target, named after the pipeline
-//! and the run (`.NAME.etl-tmp-<pipeline>-<run id>`), so nothing of one run can touch
-//! another's. When every sink has written and every check passed, the commit:
+//! Each sink first writes into a staging place: files beside their target, named after the
+//! pipeline and the run (`.NAME.etl-tmp-<pipeline>-<run id>`), so nothing of one run can
+//! touch another's; database sinks into a transaction left open. When every sink has
+//! written and every check passed, the commit:
 //!
-//! 1. prepares each staged output (manifest, flushed to disk);
-//! 2. writes a journal (`<state dir>/pipelines/<key>/journal.json`): the run and, per sink,
-//!    its staged and final paths;
-//! 3. moves each output into place (one rename or atomic exchange per local sink, an
-//!    idempotent copy per object-store sink, marked done in the journal);
-//! 4. marks the journal as cleaning up, removes the old outputs, deletes the journal.
+//! 1. prepares each staged output (manifests flushed to disk; all database transactions but
+//!    one are `PREPARE`d, the remaining one is the commit point);
+//! 2. writes a journal (`<state dir>/pipelines/<key>/journal.json`): the run, each sink's
+//!    staged and final places, the watermarks to save;
+//! 3. commits the commit point (a database `COMMIT`, which also records the run in the
+//!    database's `etl_state.commits`), then `COMMIT PREPARED`s the other transactions, then
+//!    moves each file output into place (one rename or atomic exchange per local sink, an
+//!    idempotent copy per object-store sink);
+//! 4. saves the watermarks, marks the journal as cleaning up, removes old outputs, deletes
+//!    the journal.
 //!
 //! After a crash at any point, the next `etl run` or `etl state` of the pipeline reads the
-//! journal first: if no output was moved yet, it rolls the commit back (removes the staged
-//! outputs); otherwise it rolls it forward. Either way every sink ends at the old run's
-//! output or every sink at the new run's.
+//! journal first: if nothing was committed yet it rolls the commit back (removes staged
+//! files, rolls back prepared transactions); otherwise it rolls it forward. Either way every
+//! sink ends at the old run's output or every sink at the new run's.
 
 use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
-use super::{SinkError, local, objstore};
+use super::{RunResources, SinkError, StagedOutput, local, objstore, postgres};
 use crate::model::{Pipeline, Sink};
-use crate::spec::sink::SinkMode;
+use crate::state::watermark::Watermarks;
 use crate::validate::is_url;
 
-/// Output written to a staging place, waiting for commit.
-#[derive(Debug, Clone)]
-pub struct Staged {
-    /// The sink.
-    pub sink: Sink,
-    /// Staging path or URL.
-    pub staging: String,
-    /// Rows written.
-    pub rows: u64,
-    /// Bytes written.
-    pub bytes: u64,
-    /// Files written.
-    pub files: usize,
+/// What committing needs.
+pub struct CommitCx<'a> {
+    /// The session (object stores are registered in it).
+    pub ctx: &'a SessionContext,
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// The run being committed (or recovered).
+    pub run_id: &'a str,
+    /// Live resources of the run (open transactions); empty in recovery.
+    pub shared: &'a RunResources,
 }
 
 /// Where a commit is.
@@ -47,27 +49,210 @@ pub struct Staged {
 enum Phase {
     /// Outputs are being moved into place.
     Committing,
-    /// Nothing was moved; staged outputs are being removed.
+    /// Nothing was committed; staged outputs are being removed.
     RollingBack,
     /// Every output is in place; old outputs are being removed.
     CleaningUp,
 }
 
-/// One sink in a journal.
+/// One staged output in a journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry {
-    sink: String,
-    staging: String,
-    target: String,
-    /// Where a local folder's old output is renamed to on platforms without an exchange.
-    aside: String,
-    single_file: bool,
-    append: bool,
-    /// For object stores, which cannot tell from the target whether the copy finished.
-    done: bool,
-    rows: u64,
-    bytes: u64,
-    files: usize,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// A local file or folder.
+    Local {
+        /// The sink.
+        sink: String,
+        /// Staging path.
+        staging: String,
+        /// Final path.
+        target: String,
+        /// Where an old folder is renamed on platforms without an exchange.
+        aside: String,
+        /// One file rather than a folder.
+        single_file: bool,
+        /// `append` mode.
+        append: bool,
+        /// Rows written.
+        rows: u64,
+    },
+    /// An object-store object or prefix.
+    Store {
+        /// The sink.
+        sink: String,
+        /// Staging URL.
+        staging: String,
+        /// Final URL.
+        target: String,
+        /// One object rather than a prefix.
+        single_file: bool,
+        /// `append` mode.
+        append: bool,
+        /// Set once the copy is done (the target cannot tell).
+        done: bool,
+        /// Rows written.
+        rows: u64,
+    },
+    /// A PostgreSQL transaction holding one or more sinks' rows.
+    Postgres {
+        /// The connection's name in the pipeline (its URL is never written here).
+        connection: String,
+        /// The sinks, with their rows.
+        sinks: Vec<(String, u64)>,
+        /// The prepared transaction's id; `None` for the commit point.
+        gid: Option<String>,
+    },
+}
+
+impl Entry {
+    /// A file output's entry (local or object store, by its target).
+    pub fn file(
+        sink: &str,
+        staging: &str,
+        target: &str,
+        single_file: bool,
+        append: bool,
+        rows: u64,
+    ) -> Self {
+        if is_url(target) {
+            Self::Store {
+                sink: sink.to_string(),
+                staging: staging.to_string(),
+                target: target.to_string(),
+                single_file,
+                append,
+                done: false,
+                rows,
+            }
+        } else {
+            Self::Local {
+                sink: sink.to_string(),
+                staging: staging.to_string(),
+                target: target.to_string(),
+                aside: staging.replacen(".etl-tmp-", ".etl-old-", 1),
+                single_file,
+                append,
+                rows,
+            }
+        }
+    }
+
+    fn sinks(&self) -> Vec<(String, u64)> {
+        match self {
+            Self::Local { sink, rows, .. } | Self::Store { sink, rows, .. } => {
+                vec![(sink.clone(), *rows)]
+            }
+            Self::Postgres { sinks, .. } => sinks.clone(),
+        }
+    }
+
+    fn error(&self, reason: impl ToString) -> SinkError {
+        let (name, path) = match self {
+            Self::Local { sink, target, .. } | Self::Store { sink, target, .. } => {
+                (sink.clone(), target.clone())
+            }
+            Self::Postgres {
+                sinks, connection, ..
+            } => (
+                sinks
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                format!("connection `{connection}`"),
+            ),
+        };
+        SinkError::Commit {
+            name,
+            path,
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn is_done(&self, cx: &CommitCx<'_>) -> Result<bool, SinkError> {
+        Ok(match self {
+            Self::Local {
+                staging,
+                target,
+                single_file,
+                ..
+            } => local::is_done(
+                Path::new(staging),
+                Path::new(target),
+                *single_file,
+                cx.run_id,
+            ),
+            Self::Store { done, .. } => *done,
+            Self::Postgres {
+                connection, sinks, ..
+            } => postgres::is_committed(cx, connection, &sinks[0].0).await?,
+        })
+    }
+
+    async fn roll_forward(&mut self, cx: &CommitCx<'_>) -> Result<(), SinkError> {
+        match self {
+            Self::Local {
+                staging,
+                target,
+                single_file,
+                aside,
+                ..
+            } => local::swap(
+                Path::new(staging),
+                Path::new(target),
+                *single_file,
+                Path::new(aside),
+            )
+            .map_err(|e| self.error(e)),
+            Self::Store {
+                staging,
+                target,
+                single_file,
+                append,
+                done,
+                ..
+            } => {
+                let r = objstore::swap(cx.ctx, staging, target, *single_file, *append).await;
+                if r.is_ok() {
+                    *done = true;
+                }
+                r.map_err(|e| self.error(e))
+            }
+            Self::Postgres {
+                connection, gid, ..
+            } => postgres::commit(cx, connection, gid.as_deref()).await,
+        }
+    }
+
+    async fn roll_back(&self, cx: &CommitCx<'_>) -> Result<(), SinkError> {
+        match self {
+            Self::Local {
+                staging,
+                target,
+                aside,
+                ..
+            } => local::roll_back(Path::new(staging), Path::new(target), Path::new(aside))
+                .map_err(|e| self.error(e)),
+            Self::Store { staging, .. } => objstore::remove(cx.ctx, staging)
+                .await
+                .map_err(|e| self.error(e)),
+            Self::Postgres {
+                connection, gid, ..
+            } => postgres::roll_back(cx, connection, gid.as_deref()).await,
+        }
+    }
+
+    async fn cleanup(&self, cx: &CommitCx<'_>) -> Result<(), SinkError> {
+        match self {
+            Self::Local { staging, aside, .. } => {
+                local::cleanup(Path::new(staging), Path::new(aside)).map_err(|e| self.error(e))
+            }
+            Self::Store { staging, .. } => objstore::remove(cx.ctx, staging)
+                .await
+                .map_err(|e| self.error(e)),
+            Self::Postgres { .. } => Ok(()),
+        }
+    }
 }
 
 /// A commit in progress.
@@ -78,6 +263,9 @@ struct Journal {
     started_at: String,
     phase: Phase,
     entries: Vec<Entry>,
+    /// The watermarks to save once every sink committed.
+    #[serde(default)]
+    watermarks: Option<Watermarks>,
 }
 
 /// The last commit of a pipeline, for `etl state`.
@@ -100,7 +288,7 @@ pub struct LastCommit {
 pub struct CommittedSink {
     /// The sink.
     pub name: String,
-    /// Its path or URL (secrets masked).
+    /// Its path, URL or table (secrets masked).
     pub location: String,
     /// Rows written.
     pub rows: u64,
@@ -125,7 +313,7 @@ fn pipeline_tag(p: &Pipeline) -> String {
     crate::state::short_hash(&crate::state::key(&p.name))[..8].to_string()
 }
 
-/// Where a sink stages its output in a run.
+/// Where a file sink stages its output in a run.
 pub fn staging_location(p: &Pipeline, sink: &Sink, run_id: &str) -> String {
     let loc = sink.location.trim_end_matches('/');
     let (parent, name) = match loc.rfind('/') {
@@ -141,10 +329,6 @@ pub fn staging_location(p: &Pipeline, sink: &Sink, run_id: &str) -> String {
     }
 }
 
-fn aside_location(staging: &str) -> String {
-    staging.replacen(".etl-tmp-", ".etl-old-", 1)
-}
-
 fn write_journal(p: &Pipeline, j: &Journal) -> Result<(), SinkError> {
     let path = journal_path(p);
     let bytes = serde_json::to_vec_pretty(j).unwrap_or_default();
@@ -157,12 +341,12 @@ fn write_journal(p: &Pipeline, j: &Journal) -> Result<(), SinkError> {
 fn read_journal(p: &Pipeline) -> Result<Option<Journal>, SinkError> {
     let path = journal_path(p);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SinkError::Journal {
-                path: path.display().to_string(),
-                reason: format!("the commit journal is damaged ({e}); inspect the sinks' targets and staging folders, then delete it"),
-            }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| SinkError::Journal {
+            path: path.display().to_string(),
+            reason: format!(
+                "the commit journal is damaged ({e}); inspect the sinks' targets and staging folders, then delete it"
+            ),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SinkError::Journal {
             path: path.display().to_string(),
@@ -188,91 +372,75 @@ fn remove_journal(p: &Pipeline) -> Result<(), SinkError> {
     }
 }
 
-fn entry_error(e: &Entry, reason: impl ToString) -> SinkError {
-    SinkError::Commit {
-        name: e.sink.clone(),
-        path: e.target.clone(),
-        reason: reason.to_string(),
-    }
-}
-
-/// Commits every staged output of a run as one unit.
+/// Commits every staged output of a run as one unit, then saves `watermarks`.
 pub async fn commit_run(
-    ctx: &SessionContext,
-    p: &Pipeline,
-    staged: &[Staged],
-    run_id: &str,
+    cx: &CommitCx<'_>,
+    staged: &mut [Box<dyn StagedOutput>],
     ds: &str,
+    watermarks: Option<Watermarks>,
 ) -> Result<(), SinkError> {
-    let key = crate::state::key(&p.name);
-    let mut entries = Vec::new();
-    for st in staged {
-        let s = &st.sink;
-        if s.mode == SinkMode::ErrorIfExists && super::exists_non_empty(ctx, &s.location).await {
-            return Err(SinkError::Exists {
-                name: s.name.clone(),
-                path: s.location.clone(),
-            });
-        }
-        let e = Entry {
-            sink: s.name.clone(),
-            staging: st.staging.clone(),
-            target: s.location.trim_end_matches('/').to_string(),
-            aside: aside_location(&st.staging),
-            single_file: s.single_file,
-            append: s.mode == SinkMode::Append,
-            done: false,
-            rows: st.rows,
-            bytes: st.bytes,
-            files: st.files,
-        };
-        let owner = (key.as_str(), s.name.as_str(), run_id);
-        if is_url(&e.target) {
-            objstore::prepare(ctx, &e.staging, &e.target, e.single_file, e.append, owner)
-                .await
-                .map_err(|r| entry_error(&e, r))?;
-        } else {
-            local::prepare(
-                Path::new(&e.staging),
-                Path::new(&e.target),
-                e.single_file,
-                e.append,
-                owner,
-            )
-            .map_err(|r| entry_error(&e, r))?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for st in staged.iter_mut() {
+        let e = st.prepare(cx).await?;
+        // Sinks on one database connection share its transaction: one entry.
+        if let Entry::Postgres {
+            connection, sinks, ..
+        } = &e
+            && let Some(Entry::Postgres { sinks: all, .. }) = entries
+                .iter_mut()
+                .find(|x| matches!(x, Entry::Postgres { connection: c, .. } if c == connection))
+        {
+            all.extend(sinks.iter().cloned());
+            continue;
         }
         entries.push(e);
     }
+    // Database transactions first; all but the first are prepared (two-phase commit), and
+    // the first is the commit point: once it commits, the run is committed.
+    entries.sort_by_key(|e| !matches!(e, Entry::Postgres { .. }));
+    let mut first = true;
+    for e in entries.iter_mut() {
+        if let Entry::Postgres {
+            connection, gid, ..
+        } = e
+        {
+            if !first {
+                *gid = Some(postgres::prepare(cx, connection).await?);
+            }
+            first = false;
+        }
+    }
     crate::fault::point("commit");
     let mut journal = Journal {
-        run_id: run_id.to_string(),
+        run_id: cx.run_id.to_string(),
         ds: ds.to_string(),
         started_at: chrono::Utc::now().to_rfc3339(),
         phase: Phase::Committing,
         entries,
+        watermarks,
     };
-    write_journal(p, &journal)?;
+    write_journal(cx.pipeline, &journal)?;
     crate::fault::point("commit");
-    finish(ctx, p, &mut journal, "committed").await
+    finish(cx, &mut journal, "committed").await
 }
 
-/// Moves every entry not yet in place, then cleans up and forgets the journal.
-async fn finish(
-    ctx: &SessionContext,
-    p: &Pipeline,
-    j: &mut Journal,
-    how: &str,
-) -> Result<(), SinkError> {
+/// Moves every entry not yet in place, saves the watermarks, cleans up and forgets the
+/// journal.
+async fn finish(cx: &CommitCx<'_>, j: &mut Journal, how: &str) -> Result<(), SinkError> {
+    let p = cx.pipeline;
     if j.phase == Phase::Committing {
         for i in 0..j.entries.len() {
-            if entry_done(&j.entries[i], &j.run_id) {
+            if j.entries[i].is_done(cx).await? {
                 continue;
             }
-            swap_entry(ctx, &j.entries[i]).await?;
-            if is_url(&j.entries[i].target) {
-                j.entries[i].done = true;
+            j.entries[i].roll_forward(cx).await?;
+            if matches!(j.entries[i], Entry::Store { .. }) {
                 write_journal(p, j)?;
             }
+            crate::fault::point("commit");
+        }
+        if let Some(w) = &j.watermarks {
+            save_watermarks(cx, w).await?;
             crate::fault::point("commit");
         }
         j.phase = Phase::CleaningUp;
@@ -280,7 +448,7 @@ async fn finish(
         crate::fault::point("commit");
     }
     for e in &j.entries {
-        cleanup_entry(ctx, e).await?;
+        e.cleanup(cx).await?;
         crate::fault::point("commit");
     }
     write_last_commit(p, j, how);
@@ -289,82 +457,48 @@ async fn finish(
     Ok(())
 }
 
-fn entry_done(e: &Entry, run_id: &str) -> bool {
-    if is_url(&e.target) {
-        e.done
-    } else {
-        local::is_done(
-            Path::new(&e.staging),
-            Path::new(&e.target),
-            e.single_file,
-            run_id,
-        )
-    }
+async fn save_watermarks(cx: &CommitCx<'_>, w: &Watermarks) -> Result<(), SinkError> {
+    let p = cx.pipeline;
+    let store = crate::state::store::StateStore::new(&p.state_dir, p.state_url.as_deref())
+        .map_err(|e| SinkError::State(e.to_string()))?;
+    store
+        .save(cx.ctx, &crate::state::key(&p.name), w)
+        .await
+        .map_err(|e| SinkError::State(e.to_string()))
 }
 
-async fn swap_entry(ctx: &SessionContext, e: &Entry) -> Result<(), SinkError> {
-    if is_url(&e.target) {
-        objstore::swap(ctx, &e.staging, &e.target, e.single_file, e.append)
-            .await
-            .map_err(|r| entry_error(e, r))
-    } else {
-        local::swap(
-            Path::new(&e.staging),
-            Path::new(&e.target),
-            e.single_file,
-            Path::new(&e.aside),
-        )
-        .map_err(|r| entry_error(e, r))
-    }
-}
-
-async fn cleanup_entry(ctx: &SessionContext, e: &Entry) -> Result<(), SinkError> {
-    if is_url(&e.target) {
-        objstore::remove(ctx, &e.staging)
-            .await
-            .map_err(|r| entry_error(e, r))
-    } else {
-        local::cleanup(Path::new(&e.staging), Path::new(&e.aside)).map_err(|r| entry_error(e, r))
-    }
-}
-
-async fn roll_back(ctx: &SessionContext, p: &Pipeline, j: &mut Journal) -> Result<(), SinkError> {
+async fn roll_back(cx: &CommitCx<'_>, j: &mut Journal) -> Result<(), SinkError> {
     if j.phase != Phase::RollingBack {
         j.phase = Phase::RollingBack;
-        write_journal(p, j)?;
+        write_journal(cx.pipeline, j)?;
     }
     for e in &j.entries {
-        if is_url(&e.target) {
-            objstore::remove(ctx, &e.staging)
-                .await
-                .map_err(|r| entry_error(e, r))?;
-        } else {
-            local::roll_back(
-                Path::new(&e.staging),
-                Path::new(&e.target),
-                Path::new(&e.aside),
-            )
-            .map_err(|r| entry_error(e, r))?;
-        }
+        e.roll_back(cx).await?;
     }
-    remove_journal(p)
+    remove_journal(cx.pipeline)
 }
 
 fn write_last_commit(p: &Pipeline, j: &Journal, how: &str) {
+    let sinks = j
+        .entries
+        .iter()
+        .flat_map(|e| e.sinks())
+        .map(|(name, rows)| CommittedSink {
+            location: p
+                .sinks
+                .get(&name)
+                .map(|s| crate::secrets::redact(&s.location).into_owned())
+                .unwrap_or_default(),
+            name,
+            rows,
+        })
+        .collect();
     let record = LastCommit {
         run_id: j.run_id.clone(),
         ds: j.ds.clone(),
         committed_at: chrono::Utc::now().to_rfc3339(),
         how: how.to_string(),
-        sinks: j
-            .entries
-            .iter()
-            .map(|e| CommittedSink {
-                name: e.sink.clone(),
-                location: crate::secrets::redact(&e.target).into_owned(),
-                rows: e.rows,
-            })
-            .collect(),
+        sinks,
     };
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
     if let Err(e) = crate::state::write_atomic(&last_commit_path(p), &bytes) {
@@ -373,56 +507,74 @@ fn write_last_commit(p: &Pipeline, j: &Journal, how: &str) {
 }
 
 /// Finishes a commit that a crash interrupted, if there is one: rolls it back when nothing
-/// was moved into place yet, forward otherwise. Returns what was done, for the user.
+/// was committed yet, forward otherwise. Returns what was done, for the user.
 pub async fn recover(ctx: &SessionContext, p: &Pipeline) -> Result<Option<String>, SinkError> {
     let Some(mut j) = read_journal(p)? else {
         return Ok(None);
     };
     for e in &j.entries {
-        for loc in [&e.target, &e.staging] {
+        let Entry::Store {
+            sink,
+            staging,
+            target,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        for loc in [target, staging] {
             let conn = p
                 .sinks
-                .get(&e.sink)
+                .get(sink)
                 .and_then(|s| s.spec.connection())
                 .and_then(|c| crate::source::pipeline_connection(p, c));
             crate::store::ensure_store(ctx, loc, conn).map_err(|error| SinkError::Store {
-                name: e.sink.clone(),
+                name: sink.clone(),
                 error,
             })?;
         }
     }
+    let shared = RunResources::default();
+    let run_id = j.run_id.clone();
+    let cx = CommitCx {
+        ctx,
+        pipeline: p,
+        run_id: &run_id,
+        shared: &shared,
+    };
     let names = j
         .entries
         .iter()
-        .map(|e| e.sink.as_str())
+        .flat_map(|e| e.sinks())
+        .map(|(s, _)| s)
         .collect::<Vec<_>>()
         .join(", ");
     let short = j.run_id.chars().take(8).collect::<String>();
     let message = match j.phase {
         Phase::RollingBack => {
-            roll_back(ctx, p, &mut j).await?;
+            roll_back(&cx, &mut j).await?;
             format!(
                 "run {short} was interrupted before its commit; its staged output was removed ({names})"
             )
         }
         Phase::CleaningUp => {
-            finish(ctx, p, &mut j, "recovered").await?;
+            finish(&cx, &mut j, "recovered").await?;
             format!("run {short} was interrupted after its commit; finished cleaning up ({names})")
         }
         Phase::Committing => {
             let mut any = false;
             for e in &j.entries {
-                any |= entry_done(e, &j.run_id);
+                any |= e.is_done(&cx).await?;
             }
             if any {
-                finish(ctx, p, &mut j, "recovered").await?;
+                finish(&cx, &mut j, "recovered").await?;
                 format!(
                     "run {short} was interrupted during its commit; rolled forward: every sink now holds its output ({names})"
                 )
             } else {
-                roll_back(ctx, p, &mut j).await?;
+                roll_back(&cx, &mut j).await?;
                 format!(
-                    "run {short} was interrupted before any output was moved into place; rolled back: every sink keeps its previous output ({names})"
+                    "run {short} was interrupted before any output was committed; rolled back: every sink keeps its previous output ({names})"
                 )
             }
         }
@@ -430,9 +582,12 @@ pub async fn recover(ctx: &SessionContext, p: &Pipeline) -> Result<Option<String
     Ok(Some(message))
 }
 
-/// Removes staging places an interrupted run of this pipeline left beside a sink (after
-/// [`recover`], which needs them). Staging of other pipelines is left alone.
+/// Removes staging places an interrupted run of this pipeline left beside a file sink
+/// (after [`recover`], which needs them). Staging of other pipelines is left alone.
 pub async fn remove_stale_staging(ctx: &SessionContext, p: &Pipeline, sink: &Sink, run_id: &str) {
+    if sink.spec.path().is_none() {
+        return;
+    }
     let target = sink.location.trim_end_matches('/');
     let Some((parent, name)) = target.rsplit_once('/') else {
         return;

@@ -1,23 +1,28 @@
 //! Sinks: write a DataFrame to its destination, atomically, replacing only what etl wrote.
 //!
-//! Writing is two-phase. [`write`] puts the output in a staging place beside the final path;
-//! only when every sink of the run has written (and every check passed) does
-//! [`commit::commit_run`] move all staged outputs into place as one unit, journaled so that
-//! a crash at any step is finished or undone by the next run. Before any data is read,
-//! [`check_ownership`] refuses to replace a target holding files etl did not write.
+//! Writing is two-phase. Each connector (one module per connector, see
+//! [`crate::connector::SINKS`]) stages its output: files in a staging place beside the
+//! final path, database rows in an open transaction. Only when every sink of the run has
+//! staged (and every check passed) does [`commit::commit_run`] commit them all as one unit,
+//! journaled so that a crash at any step is finished or undone by the next run. Before any
+//! data is read, each connector refuses to replace what etl did not write.
 
 pub mod commit;
-mod file;
+pub mod file;
 pub mod local;
 pub mod manifest;
 pub mod objstore;
+pub mod postgres;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 
-pub use commit::{Staged, commit_run, recover, remove_stale_staging, staging_location};
-pub use file::write;
+pub use commit::{CommitCx, commit_run, recover, remove_stale_staging, staging_location};
 use manifest::Ownership;
 
 use crate::model::{Pipeline, Sink};
@@ -81,6 +86,27 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
+    /// A database sink failed.
+    #[error("sink `{name}`: {reason}")]
+    Db {
+        /// The sink.
+        name: String,
+        /// Why (the server's message).
+        reason: String,
+    },
+    /// Another run committed this sink after this run started (fenced out).
+    #[error(
+        "sink `{name}`: another run ({other}) committed to it after this run started; nothing of this run was committed"
+    )]
+    Fenced {
+        /// The sink.
+        name: String,
+        /// The run that got there first.
+        other: String,
+    },
+    /// Watermarks could not be saved.
+    #[error("cannot save the watermarks: {0}")]
+    State(String),
     /// Object-store setup failed.
     #[error("sink `{name}`: {error}")]
     Store {
@@ -91,9 +117,72 @@ pub enum SinkError {
     },
 }
 
+/// A sink's output, staged and waiting for the run's commit.
+#[async_trait]
+pub trait StagedOutput: Send + Sync {
+    /// The sink.
+    fn sink(&self) -> &Sink;
+    /// Rows written.
+    fn rows(&self) -> u64;
+    /// Bytes written, when known.
+    fn bytes(&self) -> Option<u64>;
+    /// A line for the summary (`2 files → out/daily`).
+    fn detail(&self) -> String;
+    /// Makes the output ready to commit, and describes it for the commit journal.
+    async fn prepare(&mut self, cx: &CommitCx<'_>) -> Result<commit::Entry, SinkError>;
+    /// Throws the staged output away (another sink or a check failed).
+    async fn abort(&mut self, cx: &CommitCx<'_>);
+}
+
+/// What a sink's own commit records say (database sinks keep them with the data): the run
+/// that last committed it, and the watermark of each incremental source it read.
+#[derive(Debug, Clone, Default)]
+pub struct SinkCommits {
+    /// The run that last committed the sink.
+    pub run_id: Option<String>,
+    /// Source → watermark.
+    pub marks: std::collections::BTreeMap<String, crate::state::watermark::Watermark>,
+}
+
+/// Resources the sinks of one run share, by key (one database transaction per connection).
+#[derive(Default)]
+pub struct RunResources {
+    items: tokio::sync::Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl RunResources {
+    /// The resource under `key`, made by `make` the first time.
+    pub async fn get_or_try_insert<T, E, F>(&self, key: &str, make: F) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut items = self.items.lock().await;
+        if let Some(v) = items.get(key).cloned()
+            && let Ok(t) = v.downcast::<T>()
+        {
+            return Ok(t);
+        }
+        let t = Arc::new(make.await?);
+        items.insert(key.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// The resource under `key`, if there is one of type `T`.
+    pub async fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        self.items
+            .lock()
+            .await
+            .get(key)
+            .cloned()?
+            .downcast::<T>()
+            .ok()
+    }
+}
+
 /// Refuses to replace a target that holds files etl did not write for this sink (unless the
 /// sink says `replace_existing: true`). `append` removes nothing, so it is not checked.
-pub async fn check_ownership(
+pub async fn check_file_ownership(
     ctx: &SessionContext,
     p: &Pipeline,
     sink: &Sink,
@@ -158,41 +247,5 @@ pub async fn remove_staging(ctx: &SessionContext, staging: &str) {
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot remove a staging place; the next run removes it");
-    }
-}
-
-impl Staged {
-    /// A staged output.
-    pub fn new(sink: &Sink, staging: String, rows: u64) -> Self {
-        Self {
-            sink: sink.clone(),
-            staging,
-            rows,
-            bytes: 0,
-            files: 0,
-        }
-    }
-
-    /// Fills in bytes and files from what is in the staging place.
-    pub async fn measure(&mut self, ctx: &SessionContext) {
-        if is_url(&self.staging) {
-            (self.bytes, self.files) = objstore::measure(ctx, &self.staging).await;
-        } else {
-            let root = Path::new(&self.staging);
-            let files: Vec<std::path::PathBuf> = if root.is_file() {
-                vec![root.to_path_buf()]
-            } else {
-                manifest::local_files(root)
-                    .iter()
-                    .map(|f| root.join(f))
-                    .collect()
-            };
-            self.files = files.len();
-            self.bytes = files
-                .iter()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum();
-        }
     }
 }

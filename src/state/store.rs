@@ -24,7 +24,7 @@ pub enum StateStore {
     /// `<state dir>/pipelines/<key>/watermarks.json`.
     Local(PathBuf),
     /// Table `etl_state.watermarks` in a Postgres database.
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
     /// `<url>/pipelines/<key>/watermarks.json` in an object store.
     Object(String),
 }
@@ -60,7 +60,7 @@ impl StateStore {
                     url: u.to_string(),
                     retries: crate::db::DEFAULT_RETRIES,
                 };
-                Ok(Self::Postgres(PgTarget::new(conn)?))
+                Ok(Self::Postgres(Box::new(PgTarget::new(conn)?)))
             }
             Some(u) => Ok(Self::Object(u.trim_end_matches('/').to_string())),
         }

@@ -140,6 +140,21 @@ impl Watermark {
         (back == natural).then_some(cast)
     }
 
+    /// The value as a literal of its own type (for ordering watermarks of one cursor).
+    pub fn to_scalar_natural(&self) -> ScalarValue {
+        let natural = match self {
+            Self::Int { .. } => DataType::Int64,
+            Self::UInt { .. } => DataType::UInt64,
+            Self::Date { .. } => DataType::Date32,
+            Self::Timestamp { unit, tz, .. } => DataType::Timestamp(
+                unit_of(unit).unwrap_or(TimeUnit::Microsecond),
+                tz.as_deref().map(Arc::from),
+            ),
+            Self::String { .. } => DataType::Utf8,
+        };
+        self.to_scalar(&natural).unwrap_or(ScalarValue::Null)
+    }
+
     /// A readable form for `etl state` and messages.
     pub fn display(&self) -> String {
         match self {
@@ -194,6 +209,67 @@ impl Watermark {
                 crate::types::sql_name(column)
             )
         })
+    }
+}
+
+/// Moves a cursor value back by `lookback`: a number for integer cursors, a duration
+/// (`10m`, `2h`, `3d`) for timestamps and dates (whole days for dates).
+pub fn step_back(value: &ScalarValue, lookback: &serde_json::Value) -> Result<ScalarValue, String> {
+    let text = match lookback {
+        serde_json::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        other => {
+            return Err(format!(
+                "`lookback` is a number or a duration, found {other}"
+            ));
+        }
+    };
+    let number = || {
+        text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            format!("`lookback: {text}` is not a whole number (this cursor is an integer)")
+        })
+    };
+    let duration = || {
+        humantime::parse_duration(&text).map_err(|e| {
+            format!("`lookback: {text}` is not a duration such as 10m, 2h or 3d ({e})")
+        })
+    };
+    let cast_back = |v: i128| -> Result<ScalarValue, String> {
+        let wide = ScalarValue::Decimal128(Some(v), 38, 0);
+        wide.cast_to(&value.data_type())
+            .map_err(|_| "the lookback goes past the cursor's range".to_string())
+    };
+    use ScalarValue as S;
+    match value {
+        S::Int8(Some(x)) => cast_back(*x as i128 - number()? as i128),
+        S::Int16(Some(x)) => cast_back(*x as i128 - number()? as i128),
+        S::Int32(Some(x)) => cast_back(*x as i128 - number()? as i128),
+        S::Int64(Some(x)) => cast_back(*x as i128 - number()? as i128),
+        S::UInt8(Some(x)) => cast_back((*x as i128 - number()? as i128).max(0)),
+        S::UInt16(Some(x)) => cast_back((*x as i128 - number()? as i128).max(0)),
+        S::UInt32(Some(x)) => cast_back((*x as i128 - number()? as i128).max(0)),
+        S::UInt64(Some(x)) => cast_back((*x as i128 - number()? as i128).max(0)),
+        S::Date32(Some(d)) => {
+            let days = duration()?.as_secs().div_ceil(86_400) as i32;
+            Ok(S::Date32(Some(d.saturating_sub(days))))
+        }
+        S::TimestampSecond(Some(t), tz) => Ok(S::TimestampSecond(
+            Some(t.saturating_sub(duration()?.as_secs() as i64)),
+            tz.clone(),
+        )),
+        S::TimestampMillisecond(Some(t), tz) => Ok(S::TimestampMillisecond(
+            Some(t.saturating_sub(duration()?.as_millis() as i64)),
+            tz.clone(),
+        )),
+        S::TimestampMicrosecond(Some(t), tz) => Ok(S::TimestampMicrosecond(
+            Some(t.saturating_sub(duration()?.as_micros() as i64)),
+            tz.clone(),
+        )),
+        S::TimestampNanosecond(Some(t), tz) => Ok(S::TimestampNanosecond(
+            Some(t.saturating_sub(duration()?.as_nanos() as i64)),
+            tz.clone(),
+        )),
+        _ => Err("`lookback` works with integer, date and timestamp cursors".into()),
     }
 }
 

@@ -93,6 +93,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         file: loaded.file.clone(),
         base_dir: loaded.base_dir.clone(),
         state_dir,
+        state_url: spec.state.as_ref().and_then(|s| s.url.clone()),
         run_id: loaded.run_id.clone(),
         vars: loaded.vars.clone(),
         connections: spec.connections.clone(),
@@ -164,7 +165,8 @@ pub fn is_url(p: &str) -> bool {
     .any(|s| p.starts_with(s))
 }
 
-pub(super) fn has_glob(p: &str) -> bool {
+/// True when a path has glob wildcards.
+pub fn has_glob(p: &str) -> bool {
     p.contains(['*', '?', '['])
 }
 

@@ -292,7 +292,7 @@ sources:
     path: data/plain.csv
     options: { null_values: ["ENV_PW"] }
 sinks:
-  out: { from: notes, type: csv, path: out/options.csv, options: { delimiter: "ENV_PW" } }
+  out: { from: notes, type: csv, path: out/options.csv, options: { delimiter: ";" } }
 engine:
   memory_limit: "ENV_PW"
 "#,
@@ -320,6 +320,20 @@ sources:
 sinks:
   out: { from: sales, type: csv, path: out/missing.csv }
 "#,
+    );
+    p.input(
+        "sink_options.yaml",
+        r#"
+sources:
+  notes: { type: csv, path: data/plain.csv }
+sinks:
+  out: { from: notes, type: csv, path: out/sink_options.csv, options: { delimiter: "ENV_PW" } }
+"#,
+    );
+    let runs = p.all_commands("sink_options.yaml", "notes", INVALID);
+    expect_in(
+        &runs[0].stderr,
+        "`delimiter` is one ASCII character, found `***`",
     );
     p.all_commands("options.yaml", "notes", ALL_OK);
     let written = std::fs::read_to_string(p.path("out/options.csv")).unwrap();

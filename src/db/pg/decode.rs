@@ -166,9 +166,9 @@ impl CopyDecoder {
 
     fn flush(&mut self) -> Result<RecordBatch, DecodeError> {
         let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(ColDecoder::finish).collect();
+        let opts =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        let opts = datafusion::arrow::array::RecordBatchOptions::new()
-            .with_row_count(Some(arrays.first().map(|a| a.len()).unwrap_or(0)));
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &opts)
             .map_err(|e| err(e.to_string()))
     }
