@@ -11,6 +11,7 @@ mod db_harness;
 mod errors;
 mod examples;
 mod object_store;
+mod postgres;
 mod safety;
 mod secrets;
 mod sinks;
