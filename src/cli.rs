@@ -135,6 +135,14 @@ pub struct StateArgs {
     /// Wait for a running run's lock (for at most DURATION, or for ever without a value).
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
     pub wait: Option<String>,
+    /// Forget the watermarks of SOURCE (every incremental source without a value), in the
+    /// state and in the sinks' commit records: the next run reads from the start.
+    #[arg(long, value_name = "SOURCE", num_args = 0..=1, default_missing_value = "")]
+    pub reset: Option<String>,
+    /// Set the watermark of a source (`--set sales=1000`, typed as its cursor column) for
+    /// every sink that reads it, wherever it is kept: the next run reads rows past VALUE.
+    #[arg(long = "set", value_name = "SOURCE=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `etl validate`.

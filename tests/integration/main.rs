@@ -10,6 +10,7 @@ mod cli;
 mod db_harness;
 mod errors;
 mod examples;
+mod incremental;
 mod object_store;
 mod postgres;
 mod safety;

@@ -228,6 +228,7 @@ impl OpenLoad {
                 sink.send(buf.split().freeze())
                     .await
                     .map_err(|e| LoadError::Db(t.query_error(&e)))?;
+                crate::fault::point("copy");
             }
         }
         encode::trailer(&mut buf);
