@@ -396,7 +396,8 @@ pub async fn commit_run(
         entries.push(e);
     }
     // Database transactions first; all but the first are prepared (two-phase commit), and
-    // the first is the commit point: once it commits, the run is committed.
+    // the first is the commit point: once it commits, the run is committed. The journal names
+    // the prepared transactions before they exist, so a crash leaves none behind unknown.
     entries.sort_by_key(|e| !matches!(e, Entry::Postgres { .. }));
     let mut first = true;
     for e in entries.iter_mut() {
@@ -405,7 +406,7 @@ pub async fn commit_run(
         } = e
         {
             if !first {
-                *gid = Some(postgres::prepare(cx, connection).await?);
+                *gid = Some(postgres::gid_for(cx, connection));
             }
             first = false;
         }
@@ -420,6 +421,20 @@ pub async fn commit_run(
         watermarks,
     };
     write_journal(cx.pipeline, &journal)?;
+    crate::fault::point("commit");
+    for i in 0..journal.entries.len() {
+        if let Entry::Postgres {
+            connection,
+            gid: Some(gid),
+            ..
+        } = &journal.entries[i]
+            && let Err(e) = postgres::prepare(cx, connection, gid).await
+        {
+            // Nothing is committed yet: undo all of it.
+            let _ = roll_back(cx, &mut journal).await;
+            return Err(e);
+        }
+    }
     crate::fault::point("commit");
     finish(cx, &mut journal, "committed").await
 }

@@ -529,7 +529,8 @@ pub async fn set_mark(
     Ok(())
 }
 
-fn gid_for(cx: &CommitCx<'_>, connection: &str) -> String {
+/// The id of a connection's prepared transaction in a run.
+pub fn gid_for(cx: &CommitCx<'_>, connection: &str) -> String {
     let key = crate::state::key(&cx.pipeline.name);
     format!(
         "etl_{}_{}",
@@ -539,8 +540,7 @@ fn gid_for(cx: &CommitCx<'_>, connection: &str) -> String {
 }
 
 /// `PREPARE TRANSACTION` of a connection's open transaction (two-phase commit).
-pub async fn prepare(cx: &CommitCx<'_>, connection: &str) -> Result<String, SinkError> {
-    let gid = gid_for(cx, connection);
+pub async fn prepare(cx: &CommitCx<'_>, connection: &str, gid: &str) -> Result<(), SinkError> {
     let group: Arc<PgGroup> = cx
         .shared
         .get(&format!("postgres:{connection}"))
@@ -568,7 +568,7 @@ pub async fn prepare(cx: &CommitCx<'_>, connection: &str) -> Result<String, Sink
             }
             SinkError::Db { name: connection.to_string(), reason }
         })?;
-    Ok(gid)
+    Ok(())
 }
 
 async fn session_for(

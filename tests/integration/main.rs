@@ -11,6 +11,7 @@ mod db_harness;
 mod errors;
 mod examples;
 mod incremental;
+mod mysql;
 mod object_store;
 mod postgres;
 mod safety;

@@ -179,7 +179,6 @@ fn sink_modes_create_append_overwrite_and_upsert() {
     let up = format!(
         "{ITEMS}sinks:\n  up: {{ from: tagged, type: postgres, connection: wh, table: mart.items_up, mode: upsert, key: [id], create_indexes: [[name]] }}\n"
     );
-    f.file("u.yaml", &up.replace("connections", "connections"));
     let g = pipeline_with(&url, &up);
     run_with(&g, &url, &["run", "p.yaml"]).expect_code(0);
     assert_eq!(
