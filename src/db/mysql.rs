@@ -100,7 +100,14 @@ pub fn query_error(conn: &DbConnection, e: &mysql_async::Error) -> DbError {
 pub fn error_text(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
-        other => other.to_string(),
+        other => {
+            // The innermost cause says it best ("Connection refused").
+            let mut inner: &dyn std::error::Error = other;
+            while let Some(next) = inner.source() {
+                inner = next;
+            }
+            inner.to_string()
+        }
     }
 }
 
