@@ -199,4 +199,26 @@ sinks:
         );
         k += 1;
     }
+
+    // Watermarks can live in the bucket, for CI runners that lose their disks.
+    f.file("in/a.csv", "id\n1\n2\n");
+    f.file(
+        "inc.yaml",
+        "state: { url: \"s3://etl-test/state\" }\nsources:\n  s: { type: csv, path: \"in/*.csv\", schema: { id: bigint }, incremental: { cursor: id } }\nsinks:\n  o: { from: s, type: csv, path: out/inc.csv }\n",
+    );
+    etl_env(f.path(), &["run", "inc.yaml"], &env).expect_code(0);
+    let (_, listing) = http(port, "GET", "/etl-test?list-type=2&prefix=state/", b"");
+    assert!(
+        listing.contains("state/pipelines/inc/watermarks.json"),
+        "{listing}"
+    );
+    f.file("in/b.csv", "id\n3\n");
+    let other = tempfile::tempdir().unwrap();
+    let mut elsewhere = env.to_vec();
+    elsewhere.push(("ETL_STATE_DIR", other.path().to_str().unwrap()));
+    etl_env(f.path(), &["run", "inc.yaml"], &elsewhere).expect_code(0);
+    assert_eq!(
+        read_csv(&f.path().join("out/inc.csv"), &["id"]),
+        vec![vec!["3"]]
+    );
 }
