@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from run import (BENCH, DATA_RE, REPO, RESULTS_MD, SECTION_RE, BenchError, etl_version,
-                 find_etl, fmt, generate_data, log, machine_info, machine_str, rel)
+from run import (BENCH, REPO, RESULTS_MD, SECTION_RE, BenchError, etl_version, find_etl,
+                 generate_data, log, machine_info, machine_str, rel)
 
 VENV = BENCH / ".venv-pg"
 VENV_PY = VENV / "bin" / "python"
@@ -376,6 +376,7 @@ class Run:
     server: dict = field(default_factory=dict)
     wal: dict = field(default_factory=dict)
     bgwriter: dict = field(default_factory=dict)
+    copy: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -398,19 +399,60 @@ def _diff(after: dict, before: dict, keys: tuple[str, ...]) -> dict:
     return {k: (after.get(k) or 0) - (before.get(k) or 0) for k in keys}
 
 
+class Watcher:
+    """`--watch`: a process (pg_workloads.py watch) polling pg_stat_progress_copy and the
+    client backends' wait events every 20 ms while a run goes on. It costs the machine some
+    CPU, so watched runs are for analysis, not for recording."""
+
+    def __init__(self, server: Server, out: Path):
+        self.out = out
+        self.proc = subprocess.Popen(
+            [str(VENV_PY), str(WORKLOADS), "watch", "--dsn", server.dsn(), "--out", str(out)],
+            stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout is None or self.proc.stdout.readline().strip() != "ready":
+            raise BenchError("the --watch poller did not start")
+
+    def finish(self, t0: float, t_end: float) -> dict:
+        """When COPY ran (seconds after the client started) and what the backend running it
+        was doing meanwhile (share of samples per wait event; CPU = not waiting)."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+        samples = [json.loads(line) for line in self.out.read_text().splitlines() if line]
+        copying = [s for s in samples if s["copy"]]
+        if not copying:
+            return {"copy_seen": False}
+        waits: dict[str, int] = {}
+        for s in copying:
+            pids = {c[0] for c in s["copy"]}
+            for pid, wait, _state, _query in s["backends"]:
+                if pid in pids:
+                    waits[wait] = waits.get(wait, 0) + 1
+        n = sum(waits.values()) or 1
+        return {"copy_seen": True,
+                "copy_from_s": round(copying[0]["t"] - t0, 3),
+                "copy_to_s": round(copying[-1]["t"] - t0, 3),
+                "after_copy_s": round(t_end - copying[-1]["t"], 3),
+                "copy_bytes": max(c[1] for s in copying for c in s["copy"]),
+                "backend_waits": {k: round(v / n, 3) for k, v in
+                                  sorted(waits.items(), key=lambda kv: -kv[1])},
+                "samples": len(copying)}
+
+
 def measure(cmd: list[str], log_path: Path, timeout: float, server: Server,
-            env: dict[str, str] | None = None) -> Run:
+            env: dict[str, str] | None = None, watch: bool = False) -> Run:
     """Runs `cmd` as a child and returns its wall time, peak RSS and CPU time (rusage from
     wait4: the child's own, never the harness's), with the server's CPU per kind of process
     and its WAL/checkpoint counters across the run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     before = server.json(STATS_SQL)
+    watcher = Watcher(server, log_path.with_suffix(".watch.jsonl")) if watch else None
     sampler = ServerSampler(server.pid)
     with open(log_path, "wb") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
         sampler.start()
         t0 = time.perf_counter()
+        epoch0 = time.time()
         proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT,
                                 env=None if env is None else {**os.environ, **env})
@@ -431,6 +473,7 @@ def measure(cmd: list[str], log_path: Path, timeout: float, server: Server,
             timer.cancel()
         wall = time.perf_counter() - t0
     srv = sampler.finish()
+    copy = watcher.finish(epoch0, epoch0 + wall) if watcher else {}
     proc.returncode = os.waitstatus_to_exitcode(status)
     if timed_out.is_set():
         raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}\n"
@@ -443,7 +486,7 @@ def measure(cmd: list[str], log_path: Path, timeout: float, server: Server,
     return Run(wall_s=wall, peak_rss_kib=usage.ru_maxrss,
                client_cpu_s=round(usage.ru_utime + usage.ru_stime, 2), server=srv,
                wal=_diff(after["wal"], before["wal"], WAL_KEYS),
-               bgwriter=_diff(after["bgwriter"], before["bgwriter"], BG_KEYS))
+               bgwriter=_diff(after["bgwriter"], before["bgwriter"], BG_KEYS), copy=copy)
 
 
 # ------------------------------------------------------------------------ the runs
@@ -501,11 +544,17 @@ class Bench:
 
     def run(self, name: str, i: int, cmd: list[str], env: dict[str, str] | None = None) -> Run:
         r = measure(cmd, self.logs / f"{name}-{i + 1}.log", self.args.timeout, self.server,
-                    env)
+                    env, watch=self.args.watch)
         self.series(name).runs.append(r)
         log(f"  {name:<22} run {i + 1}: {r.wall_s:7.2f} s  {r.peak_rss_kib / 1024:6.0f} MiB  "
             f"client cpu {r.client_cpu_s:6.2f} s  server {r.server['cpu_s']}  "
             f"wal {r.wal['wal_bytes'] / 2**20:7.0f} MiB")
+        if r.copy.get("copy_seen"):
+            c = r.copy
+            top = list(c["backend_waits"].items())[:5]
+            waits = ", ".join(f"{k} {v * 100:.0f}%" for k, v in top)
+            log(f"  {'':<22}        COPY from {c['copy_from_s']:.2f} s to {c['copy_to_s']:.2f} s, "
+                f"{c['after_copy_s']:.2f} s after; {c['copy_bytes']:,} bytes; backend: {waits}")
         return r
 
     # engines
@@ -754,7 +803,7 @@ def render_section(key: str, d: dict) -> str:
         f"<!-- bench:begin {key} -->",
         f"## PostgreSQL load, {d['rows']:,} rows — {m['cpu']}, {m['cores']} cores",
         "",
-        f"Written by `python3 bench/pg_load.py --record`; see bench/README.md.",
+        "Written by `python3 bench/pg_load.py --record`; see bench/README.md.",
         "",
         f"- date (UTC): {d['date']}",
         f"- machine: {machine_str(m)}",
@@ -843,6 +892,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="logs, etl state, server log and results.json (default bench/out/pg)")
     ap.add_argument("--timeout", type=float, default=3600.0,
                     help="seconds before a single run is killed and the benchmark fails")
+    ap.add_argument("--watch", action="store_true",
+                    help="sample COPY progress and the backend's wait events every 20 ms "
+                         "(analysis; costs CPU, so not with --record)")
     ap.add_argument("--enforce-targets", action="store_true",
                     help="exit with code 3 when a target is missed")
     args = ap.parse_args(argv)
@@ -854,6 +906,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                if getattr(args, f"skip_{w}")]
     if args.record and skipped:
         ap.error(f"--record needs every part; drop --skip-{skipped[0]}")
+    if args.record and args.watch:
+        ap.error("--watch perturbs the timings; do not --record with it")
     if args.skip_etl and not args.skip_incremental:
         args.skip_incremental = True  # the incremental part is etl's
     args.delta = max(args.rows // 100, 1)

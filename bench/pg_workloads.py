@@ -6,8 +6,9 @@ process per measured run, so each timing includes interpreter start-up and the i
 as etl's includes its own process start-up.
 
     python pg_workloads.py prepare --data-dir D --rows N --delta M --small K --row-group R
-    python pg_workloads.py duckdb  --dsn 'host=... port=... user=... dbname=...' --file F --table S.T
+    python pg_workloads.py duckdb  --dsn 'host=... port=... dbname=...' --file F --table S.T
     python pg_workloads.py pandas  --url postgresql+psycopg2://... --file F --table S.T
+    python pg_workloads.py watch   --dsn DSN --out FILE   # until SIGTERM: COPY progress, waits
     python pg_workloads.py version        # JSON: the versions of everything above
 
 `prepare` turns the generated sales.csv into the Parquet files the loads read (one file,
@@ -165,6 +166,37 @@ def pandas_load(url: str, file: Path, table: str, chunksize: int) -> None:
     engine.dispose()
 
 
+def watch(dsn: str, out: Path, interval: float) -> None:
+    """Until SIGTERM: every `interval` seconds, one JSON line with the wall-clock time, the
+    progress of every COPY (pg_stat_progress_copy) and the state and wait event of every
+    other client backend (pg_stat_activity). For bench/pg_load.py --watch."""
+    import signal
+    import time
+
+    import psycopg2
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    con = psycopg2.connect(dsn)
+    con.autocommit = True
+    cur = con.cursor()
+    me = con.get_backend_pid()
+    with open(out, "w") as f:
+        print("ready", flush=True)
+        while not stop:
+            cur.execute("SELECT pid, bytes_processed, tuples_processed "
+                        "FROM pg_stat_progress_copy")
+            copy = cur.fetchall()
+            cur.execute(
+                "SELECT pid, coalesce(wait_event_type || ':' || wait_event, 'CPU'), state, "
+                "left(query, 40) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> %s", (me,))
+            act = cur.fetchall()
+            f.write(json.dumps({"t": time.time(), "copy": copy, "backends": act}) + "\n")
+            time.sleep(interval)
+    con.close()
+
+
 def versions() -> dict:
     from importlib.metadata import version
 
@@ -200,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file", type=Path, required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--chunksize", type=int, default=10_000)
+    p = sub.add_parser("watch")
+    p.add_argument("--dsn", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--interval", type=float, default=0.02)
     sub.add_parser("version")
     args = ap.parse_args(argv)
 
@@ -210,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         duckdb_load(args.dsn, args.file, args.table)
     elif args.cmd == "pandas":
         pandas_load(args.url, args.file, args.table, args.chunksize)
+    elif args.cmd == "watch":
+        watch(args.dsn, args.out, args.interval)
     else:
         print(json.dumps(versions()))
     return 0
