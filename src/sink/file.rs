@@ -1,16 +1,21 @@
 //! File sinks (parquet, csv, json) written by DataFusion into a staging place.
 
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::SinkError;
 use super::commit::{Staged, staging_location};
 use crate::model::{Pipeline, Sink};
 use crate::spec::SinkSpec;
+use crate::spec::sink::parquet_compression;
 use crate::spec::source::Compression;
+use crate::types::{PartitionValue, partition_value};
 
 fn variant(c: Option<Compression>) -> CompressionTypeVariant {
     match c.unwrap_or(Compression::None) {
@@ -19,28 +24,6 @@ fn variant(c: Option<Compression>) -> CompressionTypeVariant {
         Compression::Zstd => CompressionTypeVariant::ZSTD,
         Compression::Bzip2 => CompressionTypeVariant::BZIP2,
         Compression::Xz => CompressionTypeVariant::XZ,
-    }
-}
-
-/// Normalises a Parquet compression name; `None` when it is not one.
-pub fn parquet_compression(name: &str) -> Option<String> {
-    let lower = name.trim().to_ascii_lowercase();
-    let (base, level) = match lower.split_once('(') {
-        Some((b, l)) => (b.trim(), Some(l.trim_end_matches(')').trim())),
-        None => (lower.as_str(), None),
-    };
-    let base = match base {
-        "none" | "uncompressed" => "uncompressed",
-        "zstd" | "snappy" | "gzip" | "lz4" | "lz4_raw" | "brotli" => base,
-        _ => return None,
-    };
-    match (base, level) {
-        ("zstd", None) => Some("zstd(3)".into()),
-        ("gzip", None) => Some("gzip(6)".into()),
-        ("brotli", None) => Some("brotli(4)".into()),
-        (b, Some(l)) if l.parse::<u32>().is_ok() => Some(format!("{b}({l})")),
-        (b, None) => Some(b.to_string()),
-        _ => None,
     }
 }
 
@@ -92,6 +75,33 @@ pub async fn write(
     Ok(staged)
 }
 
+/// Partition columns that the writer cannot put in a folder name itself (dates, timestamps,
+/// decimals) are written as their text, `CAST(col AS VARCHAR)`.
+fn partition_values_as_text(
+    df: DataFrame,
+    partition_by: &[String],
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    let as_text = |f: &Field| {
+        partition_by.contains(f.name()) && partition_value(f.data_type()) == PartitionValue::AsText
+    };
+    if !df.schema().fields().iter().any(|f| as_text(f)) {
+        return Ok(df);
+    }
+    let exprs: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(qualifier, f)| {
+            let column = Expr::Column(Column::from((qualifier, f)));
+            if as_text(f) {
+                cast(column, DataType::Utf8).alias(f.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    df.select(exprs)
+}
+
 /// Runs the query and writes it at `target` in the sink's format; returns DataFusion's
 /// one-row count batch.
 async fn write_format(
@@ -106,14 +116,18 @@ async fn write_format(
         name: sink.name.clone(),
         error,
     };
+    let df = partition_values_as_text(df, &sink.partition_by).map_err(werr)?;
     match &sink.spec {
         SinkSpec::Parquet(s) => {
             let mut opts = TableParquetOptions::default();
             let compression = s.options.compression.as_deref().unwrap_or("zstd");
-            opts.global.compression = Some(parquet_compression(compression).ok_or_else(|| SinkError::Options {
-                name: sink.name.clone(),
-                reason: format!("unknown Parquet compression `{compression}` (zstd, snappy, gzip, lz4, brotli, none)"),
-            })?);
+            opts.global.compression =
+                Some(
+                    parquet_compression(compression).map_err(|e| SinkError::Options {
+                        name: sink.name.clone(),
+                        reason: e.to_string(),
+                    })?,
+                );
             if let Some(n) = s.options.row_group_size {
                 opts.global.max_row_group_size = n;
             }
@@ -145,19 +159,5 @@ async fn write_format(
                 .await
                 .map_err(werr)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compression_names() {
-        assert_eq!(parquet_compression("zstd").as_deref(), Some("zstd(3)"));
-        assert_eq!(parquet_compression("ZSTD(9)").as_deref(), Some("zstd(9)"));
-        assert_eq!(parquet_compression("none").as_deref(), Some("uncompressed"));
-        assert_eq!(parquet_compression("snappy").as_deref(), Some("snappy"));
-        assert_eq!(parquet_compression("zip"), None);
     }
 }

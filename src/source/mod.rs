@@ -4,6 +4,7 @@
 //! connector. File formats go through DataFusion's listing tables (parallel, streaming,
 //! object-store aware); `lines` and `inline` build in-memory tables.
 
+mod bounded;
 mod file;
 mod inline;
 mod lines;
@@ -35,6 +36,26 @@ pub enum SourceError {
         name: String,
         /// The resolved path.
         path: String,
+    },
+    /// A device, a pipe or another file that is not a regular file.
+    #[error("source `{name}`: {path} is not a regular file or folder")]
+    NotAFile {
+        /// The source.
+        name: String,
+        /// The resolved path.
+        path: String,
+    },
+    /// A folder with too much below it to list.
+    #[error(
+        "source `{name}`: {folder} holds more than {limit} files and folders; point `path` at a narrower folder or glob"
+    )]
+    TooManyFiles {
+        /// The source.
+        name: String,
+        /// The folder listed.
+        folder: String,
+        /// The bound.
+        limit: usize,
     },
     /// A folder or glob that matched no file.
     #[error("source `{name}`: no files match {pattern}")]

@@ -4,7 +4,11 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::range;
 use crate::yaml::{DeError, Node, from_node_skipping};
+
+/// The most rows schema inference may look at (`infer_rows`).
+pub const MAX_INFER_ROWS: u64 = 10_000_000;
 
 /// A source: where rows come from. The `type` key picks the connector.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -134,7 +138,8 @@ pub struct FileSourceSpec<O: Default> {
     /// `https://` URL. Relative paths are relative to the pipeline file.
     pub path: String,
     /// Column names and SQL types (`bigint`, `decimal(10,2)`, `timestamp`, ...). Inferred from
-    /// the data when absent.
+    /// the data when absent. Each type must be one the format can read: CSV has no `binary`;
+    /// JSON reads `binary` from hex strings; a `lines` source has exactly `line: string`.
     #[serde(default)]
     pub schema: Option<IndexMap<String, String>>,
     /// Format options.
@@ -179,30 +184,33 @@ pub struct CsvOptions {
     /// The first line holds column names (default true).
     #[serde(default)]
     pub header: Option<bool>,
-    /// Field separator, one character (default `,`).
+    /// Field separator, one ASCII character other than a line break (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// Quote character (default `"`).
+    /// Quote character, one ASCII character other than a line break and the delimiter
+    /// (default `"`).
     #[serde(default)]
     pub quote: Option<String>,
-    /// Escape character inside quoted fields (default: doubled quotes).
+    /// Escape character inside quoted fields, one ASCII character (default: doubled quotes).
     #[serde(default)]
     pub escape: Option<String>,
-    /// Lines starting with this character are skipped.
+    /// Lines starting with this character (one ASCII character) are skipped.
     #[serde(default)]
     pub comment: Option<String>,
-    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`).
+    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`); at most 1000,
+    /// each at most 1000 bytes.
     #[serde(default)]
     pub null_values: Vec<String>,
     /// Compression; by default taken from the file extension (`.gz`, `.zst`, `.bz2`, `.xz`).
     #[serde(default)]
     pub compression: Option<Compression>,
     /// Only read files with this extension when `path` is a directory (default `.csv`
-    /// plus the compression's extension).
+    /// plus the compression's extension); not empty, no `/` and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(default, deserialize_with = "range::bounded::<_, 1, MAX_INFER_ROWS>")]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
 }
 
@@ -213,11 +221,13 @@ pub struct JsonOptions {
     /// Compression; by default taken from the file extension.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// Only read files with this extension when `path` is a directory.
+    /// Only read files with this extension when `path` is a directory; not empty, no `/`
+    /// and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(default, deserialize_with = "range::bounded::<_, 1, MAX_INFER_ROWS>")]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
 }
 

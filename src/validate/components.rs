@@ -69,20 +69,7 @@ fn check_options(
         );
         diags.push(loaded.error_at(&format!("{yaml_path}.on_bad_row"), msg));
     }
-    if let SourceSpec::Csv(c) = spec {
-        let o = &c.options;
-        for (key, v) in [
-            ("delimiter", &o.delimiter),
-            ("quote", &o.quote),
-            ("escape", &o.escape),
-            ("comment", &o.comment),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| v.len() != 1) {
-                let msg = format!("`{key}` is one ASCII character, found `{v}`");
-                diags.push(loaded.error_at(&format!("{yaml_path}.options.{key}"), msg));
-            }
-        }
-    }
+    super::options::source(loaded, yaml_path, spec, diags);
     if let SourceSpec::Inline(i) = spec
         && i.rows.is_empty()
         && !has_schema
@@ -168,6 +155,13 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
         if r.min.is_none() && r.max.is_none() {
             return Err("`row_count` needs `min`, `max` or both".into());
         }
+        if let (Some(min), Some(max)) = (r.min, r.max)
+            && min > max
+        {
+            return Err(format!(
+                "`row_count` has `min` {min} above `max` {max}: no table can pass"
+            ));
+        }
         let name = format!(
             "row_count({}..{})",
             r.min.map(|m| m.to_string()).unwrap_or_default(),
@@ -215,6 +209,7 @@ pub(super) fn sink(
         ok = false;
     }
     check_connection(loaded, &yaml_path, spec.connection(), diags);
+    super::options::sink(loaded, &yaml_path, spec, diags);
     let lower = path.to_ascii_lowercase();
     let single_file = partition_by.is_empty()
         && (lower.ends_with(&ext)
