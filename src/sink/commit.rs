@@ -105,8 +105,33 @@ pub async fn exists_non_empty(ctx: &SessionContext, location: &str) -> bool {
             None => false,
         }
     } else {
-        !local_files(Path::new(location)).is_empty()
+        any_local_file(Path::new(location))
     }
+}
+
+/// True when there is a file at or below `root`. Stops at the first file, and gives up
+/// (answering yes) after [`crate::source::MAX_LISTED_ENTRIES`] entries, so asking about a
+/// folder like `/` costs a moment, not a walk of the whole disk.
+fn any_local_file(root: &Path) -> bool {
+    if root.is_file() {
+        return true;
+    }
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            seen += 1;
+            if seen > crate::source::MAX_LISTED_ENTRIES {
+                return true;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => return true,
+                Err(_) => {}
+            }
+        }
+    }
+    false
 }
 
 impl Staged {

@@ -18,6 +18,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
+pub use bounded::MAX_LISTED_ENTRIES;
 pub use file::list_files;
 pub use locate::{BadRow, locate_bad_row};
 pub use tolerant::BadRowLog;

@@ -175,6 +175,20 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
             name,
         ));
     }
+    if let Some(e) = &c.expect
+        && super::depth::expression_too_deep(e)
+    {
+        return Err(super::depth::too_deep_message());
+    }
+    for cols in [&c.not_null, &c.unique].into_iter().flatten() {
+        let n = cols.to_vec().len();
+        if n > super::depth::MAX_SQL_DEPTH {
+            return Err(format!(
+                "a check lists {n} columns; at most {}",
+                super::depth::MAX_SQL_DEPTH
+            ));
+        }
+    }
     if let Some(e) = &c.expect {
         kinds.push((
             CheckKind::Expect(e.clone()),

@@ -5,6 +5,7 @@
 //! parsed here to find dependencies; planning it against real schemas is `plan`'s job.
 
 mod components;
+mod depth;
 mod options;
 mod partition;
 mod sql;

@@ -35,6 +35,15 @@ pub fn parse_sql(sql: &str, origin: &SqlOrigin) -> Result<Statement, Diagnostic>
         .parse_statements()
         .map_err(|e| placed(e.to_string()))?;
     match (statements.pop_front(), statements.is_empty()) {
+        (Some(Statement::Statement(s)), true) if super::depth::too_deep(s.as_ref()) => {
+            // Dropping a tree this deep recurses once per level; leave it to the OS.
+            std::mem::forget(s);
+            Err(Diagnostic::error(super::depth::too_deep_message())
+                .in_file(&origin.file)
+                .at(Some(origin.map(1, 1)))
+                .at_path(origin.yaml_path.clone().unwrap_or_default())
+                .with_help("use `IN (...)` lists, or split the query into several transforms"))
+        }
         (Some(s), true) => Ok(s),
         (None, _) => Err(Diagnostic::error("the SQL is empty")
             .in_file(&origin.file)
