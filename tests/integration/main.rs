@@ -7,6 +7,7 @@ mod util;
 mod cli;
 mod errors;
 mod examples;
+mod fuzz;
 mod object_store;
 mod sinks;
 mod sources;
