@@ -165,31 +165,7 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
 /// errors are in `warnings`, so later stages can still report their own problems.
 pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let text = read_text(file).map_err(|e| {
-        let mut d = Diagnostics::default();
-        d.push(Diagnostic::error(format!("cannot read the pipeline file: {e}")).in_file(file));
-        d
-    })?;
-    let root = yaml::parse(&text).map_err(|e| {
-        let mut d = Diagnostics::default();
-        d.push(
-            Diagnostic::error(format!("invalid YAML: {}", e.message))
-                .in_file(file)
-                .at(Some(e.pos)),
-        );
-        d
-    })?;
-    if !matches!(root.kind, Kind::Map(_)) {
-        diags.push(
-            Diagnostic::error(format!(
-                "a pipeline file is a mapping of keys (name, sources, transforms, sinks, ...), found {}",
-                root.type_name()
-            ))
-            .in_file(file)
-            .at(Some(root.pos)),
-        );
-        return Err(diags);
-    }
+    let root = read_root(file)?;
     let base_dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -242,6 +218,33 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         templater,
         warnings,
     })
+}
+
+/// Reads and parses a pipeline file into its node tree, which must be a mapping.
+fn read_root(file: &Path) -> Result<Node, Diagnostics> {
+    let one = |d: Diagnostic| {
+        let mut ds = Diagnostics::default();
+        ds.push(d.in_file(file));
+        ds
+    };
+    let text = read_text(file).map_err(|e| {
+        one(Diagnostic::error(format!(
+            "cannot read the pipeline file: {e}"
+        )))
+    })?;
+    let root = yaml::parse(&text).map_err(|e| {
+        one(Diagnostic::error(format!("invalid YAML: {}", e.message)).at(Some(e.pos)))
+    })?;
+    if !matches!(root.kind, Kind::Map(_)) {
+        return Err(one(
+            Diagnostic::error(format!(
+                "a pipeline file is a mapping of keys (name, sources, transforms, sinks, ...), found {}",
+                root.type_name()
+            ))
+            .at(Some(root.pos)),
+        ));
+    }
+    Ok(root)
 }
 
 pub(super) struct Cx<'a> {

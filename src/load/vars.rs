@@ -99,15 +99,12 @@ fn string_leaves<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
     }
 }
 
-/// Resolves vars in dependency order and adds them to the templater.
-pub(super) fn resolve_vars(
-    var_nodes: &IndexMap<String, (Node, String)>,
-    templater: &mut Templater,
-    cx: &Cx,
-    diags: &mut Diagnostics,
-) -> BTreeMap<String, serde_json::Value> {
+/// For each var, how many other vars it refers to; for each var, the vars that refer to it.
+fn dependencies<'a>(
+    var_nodes: &'a IndexMap<String, (Node, String)>,
+    templater: &Templater,
+) -> (HashMap<&'a str, usize>, HashMap<&'a str, Vec<&'a str>>) {
     let names: HashSet<&str> = var_nodes.keys().map(String::as_str).collect();
-    // Kahn's algorithm: a var is resolved once every var it refers to is.
     let mut waiting_on: HashMap<&str, usize> = HashMap::new();
     let mut readers: HashMap<&str, Vec<&str>> = HashMap::new();
     for (name, (node, _)) in var_nodes {
@@ -126,6 +123,18 @@ pub(super) fn resolve_vars(
             }
         }
     }
+    (waiting_on, readers)
+}
+
+/// Resolves vars in dependency order and adds them to the templater.
+pub(super) fn resolve_vars(
+    var_nodes: &IndexMap<String, (Node, String)>,
+    templater: &mut Templater,
+    cx: &Cx,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, serde_json::Value> {
+    // Kahn's algorithm: a var is resolved once every var it refers to is.
+    let (mut waiting_on, readers) = dependencies(var_nodes, templater);
     let mut ready: VecDeque<&str> = var_nodes
         .keys()
         .map(String::as_str)

@@ -8,6 +8,8 @@
 //! is an error that names the limit, never a hang.
 
 mod dates;
+mod error;
+mod functions;
 pub mod limits;
 mod scope;
 
@@ -19,11 +21,9 @@ use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 
 pub use dates::{DS_YEARS, parse_ds};
+pub use error::TemplateError;
 use limits::{BoundedWriter, Budget, MAX_FUEL, MAX_OUTPUT, size_text};
 use scope::{RESERVED, Scope};
-
-use crate::diagnostic::{Diagnostic, did_you_mean};
-use crate::secrets;
 
 /// How `env()` treats a variable that is unset and has no default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,20 +54,6 @@ pub struct Templater {
     budget: Budget,
 }
 
-/// A template failure, before it is placed in the file.
-#[derive(Debug, Clone)]
-pub struct TemplateError {
-    /// The reason, in the user's words.
-    pub message: String,
-    /// 1-based line inside the template text, if known.
-    pub line: Option<usize>,
-    /// A hint.
-    pub help: Option<String>,
-    /// True when the template was not rendered because the pipeline's templates used up
-    /// their total budget; every later template fails the same way, so report it once.
-    pub exhausted: bool,
-}
-
 /// The name a lone expression's value is kept under while it is evaluated.
 const VALUE_SLOT: &str = "__etl_value";
 
@@ -81,72 +67,11 @@ impl Templater {
         env.set_fuel(Some(MAX_FUEL));
         limits::guard_filters(&mut env);
         limits::guard_output(&mut env);
-        let unset = unset_env.clone();
-        env.add_function(
-            "env",
-            move |name: &str, default: Option<Value>| -> Result<Value, minijinja::Error> {
-                match std::env::var(name) {
-                    Ok(v) => {
-                        secrets::register(&v);
-                        Ok(Value::from(v))
-                    }
-                    Err(_) => match default {
-                        Some(d) => Ok(d),
-                        None if mode == EnvMode::Placeholder => {
-                            unset
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(name.to_string());
-                            Ok(Value::from(format!("<unset:{name}>")))
-                        }
-                        None => Err(minijinja::Error::new(
-                            ErrorKind::InvalidOperation,
-                            format!("environment variable `{name}` is not set and has no default"),
-                        )),
-                    },
-                }
-            },
-        );
-        env.add_filter("date_add", dates::date_add);
-        env.add_filter("date_format", dates::date_format);
-        env.add_filter("month_start", dates::month_start);
-        env.add_filter("month_end", dates::month_end);
-        env.add_filter(
-            "sql_quote",
-            |v: Value| -> Result<String, minijinja::Error> {
-                Ok(format!("'{}'", text_of(&v)?.replace('\'', "''")))
-            },
-        );
-        env.add_filter(
-            "sql_ident",
-            |v: Value| -> Result<String, minijinja::Error> {
-                Ok(format!("\"{}\"", text_of(&v)?.replace('"', "\"\"")))
-            },
-        );
+        functions::register(&mut env, mode, unset_env.clone());
 
-        let ds = globals.ds;
-        let mut context = BTreeMap::new();
-        context.insert("ds".into(), Value::from(ds.to_string()));
-        context.insert(
-            "ds_nodash".into(),
-            Value::from(ds.format("%Y%m%d").to_string()),
-        );
-        context.insert(
-            "prev_ds".into(),
-            Value::from(dates::prev_day(ds).to_string()),
-        );
-        context.insert(
-            "next_ds".into(),
-            Value::from(dates::next_day(ds).to_string()),
-        );
-        context.insert("run_id".into(), Value::from(globals.run_id.clone()));
-        context.insert(
-            "pipeline".into(),
-            Value::from_serialize(serde_json::json!({ "name": globals.pipeline_name })),
-        );
         Self {
             env,
-            globals: Arc::new(context),
+            globals: Arc::new(scope::fixed_values(globals)),
             vars: Arc::new(BTreeMap::new()),
             unset_env,
             budget: Budget::default(),
@@ -288,111 +213,12 @@ impl Templater {
     pub fn take_unset_env(&self) -> Vec<String> {
         std::mem::take(&mut *self.unset_env.lock().unwrap_or_else(|e| e.into_inner()))
     }
-
-    fn convert(&self, err: minijinja::Error, text: &str) -> TemplateError {
-        let mut help = None;
-        let message = match err.kind() {
-            ErrorKind::UndefinedError => {
-                let unknown: Vec<String> = self
-                    .referenced_names(text)
-                    .into_iter()
-                    .filter(|n| n != VALUE_SLOT && !self.has_name(n))
-                    .collect();
-                match unknown.first() {
-                    Some(name) => {
-                        let known = self.known_names();
-                        help = did_you_mean(name, known.iter().map(String::as_str)).or_else(|| {
-                            Some("define it under `vars:` or pass `--var name=value`".into())
-                        });
-                        format!("undefined variable `{name}` in template")
-                    }
-                    None => format!(
-                        "undefined value in template: {}",
-                        err.detail().unwrap_or("an attribute or item is missing")
-                    ),
-                }
-            }
-            ErrorKind::SyntaxError => {
-                format!(
-                    "template syntax error: {}",
-                    err.detail().unwrap_or("invalid syntax")
-                )
-            }
-            ErrorKind::UnknownFilter | ErrorKind::UnknownFunction => {
-                help = Some(
-                    "available: env(), date_add, date_format, month_start, month_end, sql_quote, sql_ident"
-                        .into(),
-                );
-                format!(
-                    "template error: {}",
-                    err.detail().unwrap_or("unknown filter or function")
-                )
-            }
-            _ => format!(
-                "template error: {}",
-                err.detail()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| err.to_string())
-            ),
-        };
-        TemplateError {
-            message,
-            line: err.line(),
-            help,
-            exhausted: false,
-        }
-    }
-}
-
-/// The text of a filter's input: strings as they are, other values written out, within the
-/// output limit.
-fn text_of(v: &Value) -> Result<std::borrow::Cow<'_, str>, minijinja::Error> {
-    if let Some(s) = v.as_str() {
-        return Ok(std::borrow::Cow::Borrowed(s));
-    }
-    limits::measure(v, MAX_OUTPUT).map_err(|e| {
-        minijinja::Error::new(ErrorKind::InvalidOperation, format!("the value is {e}"))
-    })?;
-    Ok(std::borrow::Cow::Owned(v.to_string()))
-}
-
-impl TemplateError {
-    /// A limit was hit while rendering this value.
-    fn limit(message: String) -> Self {
-        Self {
-            message,
-            line: None,
-            help: Some(format!(
-                "templates are for values, not computation: one value may run {MAX_FUEL} instructions and render {}",
-                size_text(MAX_OUTPUT)
-            )),
-            exhausted: false,
-        }
-    }
-
-    /// The pipeline's templates used up their total budget.
-    fn exhausted(message: String) -> Self {
-        Self {
-            message,
-            line: None,
-            help: None,
-            exhausted: true,
-        }
-    }
-
-    /// Turns the error into a diagnostic.
-    pub fn into_diagnostic(self) -> Diagnostic {
-        let d = Diagnostic::error(self.message);
-        match self.help {
-            Some(h) => d.with_help(h),
-            None => d,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets;
 
     fn templater() -> Templater {
         Templater::new(

@@ -10,8 +10,36 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, Value};
 
+use super::{Globals, dates};
+
 /// Names that always mean the fixed value, never a var of the same name.
 pub(super) const RESERVED: &[&str] = &["vars", "ds", "run_id", "pipeline", "env"];
+
+/// The values every template sees besides the vars: `ds`, `ds_nodash`, `prev_ds`,
+/// `next_ds`, `run_id` and `pipeline.name`.
+pub(super) fn fixed_values(globals: &Globals) -> BTreeMap<String, Value> {
+    let ds = globals.ds;
+    let mut context = BTreeMap::new();
+    context.insert("ds".into(), Value::from(ds.to_string()));
+    context.insert(
+        "ds_nodash".into(),
+        Value::from(ds.format("%Y%m%d").to_string()),
+    );
+    context.insert(
+        "prev_ds".into(),
+        Value::from(dates::prev_day(ds).to_string()),
+    );
+    context.insert(
+        "next_ds".into(),
+        Value::from(dates::next_day(ds).to_string()),
+    );
+    context.insert("run_id".into(), Value::from(globals.run_id.clone()));
+    context.insert(
+        "pipeline".into(),
+        Value::from_serialize(serde_json::json!({ "name": globals.pipeline_name })),
+    );
+    context
+}
 
 /// A render's root context.
 #[derive(Debug)]

@@ -175,8 +175,26 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
             name,
         ));
     }
-    if let Some(e) = &c.expect
-        && super::depth::expression_too_deep(e)
+    check_size(c)?;
+    if let Some(e) = &c.expect {
+        kinds.push((
+            CheckKind::Expect(e.clone()),
+            format!("expect({})", e.trim()),
+        ));
+    }
+    match kinds.len() {
+        1 => Ok(kinds.remove(0)),
+        0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
+        _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
+    }
+}
+
+/// A check whose SQL would nest too deeply: a very deep `expect`, or so many `not_null`
+/// columns that their OR chain is.
+fn check_size(c: &CheckSpec) -> Result<(), String> {
+    if c.expect
+        .as_deref()
+        .is_some_and(super::depth::expression_too_deep)
     {
         return Err(super::depth::too_deep_message());
     }
@@ -189,17 +207,7 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
             ));
         }
     }
-    if let Some(e) = &c.expect {
-        kinds.push((
-            CheckKind::Expect(e.clone()),
-            format!("expect({})", e.trim()),
-        ));
-    }
-    match kinds.len() {
-        1 => Ok(kinds.remove(0)),
-        0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
-        _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
-    }
+    Ok(())
 }
 
 pub(super) fn sink(
