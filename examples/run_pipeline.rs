@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             "invalid: {:?}",
             d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>()
         ),
+        Err(etl::run::RunError::Locked(d)) => anyhow::bail!("locked: {d}"),
     }
     Ok(())
 }

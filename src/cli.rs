@@ -72,6 +72,8 @@ pub enum Command {
     Test(TestArgs),
     /// Print the JSON Schema of the pipeline format.
     Schema,
+    /// Show a pipeline's state (last commit), finishing an interrupted commit first.
+    State(StateArgs),
     /// Scaffold a pipeline repository.
     Init(InitArgs),
 }
@@ -113,6 +115,35 @@ pub struct RunArgs {
     /// Partitions per query, 1 to 1024 (default: the number of cores).
     #[arg(long, value_name = "N", value_parser = crate::engine::parse_threads)]
     pub threads: Option<usize>,
+    /// When another run of the pipeline holds its lock, wait for it (for at most DURATION,
+    /// e.g. `10m`, or for ever without a value) instead of exiting with code 3.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
+    pub wait: Option<String>,
+    /// Ignore the watermarks of incremental sources and read every row (the watermarks are
+    /// then set from what this run read).
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+/// `etl state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Vars and date (they can decide the pipeline's name and state folder).
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Wait for a running run's lock (for at most DURATION, or for ever without a value).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever")]
+    pub wait: Option<String>,
+    /// Forget the watermarks of SOURCE (every incremental source without a value), in the
+    /// state and in the sinks' commit records: the next run reads from the start.
+    #[arg(long, value_name = "SOURCE", num_args = 0..=1, default_missing_value = "")]
+    pub reset: Option<String>,
+    /// Set the watermark of a source (`--set sales=1000`, typed as its cursor column) for
+    /// every sink that reads it, wherever it is kept: the next run reads rows past VALUE.
+    #[arg(long = "set", value_name = "SOURCE=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `etl validate`.

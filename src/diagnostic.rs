@@ -121,7 +121,8 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// Renders the diagnostic with a snippet of the offending line when the file is readable.
+    /// Renders the diagnostic with a snippet of the offending line when the file is readable,
+    /// secrets masked.
     pub fn render(&self, color: bool) -> String {
         let (label, code) = match self.severity {
             Severity::Error => ("error", "31"),
@@ -168,30 +169,34 @@ impl Diagnostic {
         (!loc.is_empty()).then_some(loc)
     }
 
-    /// The diagnostic as a JSON object for `--log-format json`.
+    /// The diagnostic as a JSON object for `--log-format json`, secrets masked everywhere in
+    /// it (a file name can hold one too: `sql_file` paths are templated).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "level": match self.severity { Severity::Error => "error", Severity::Warning => "warning" },
-            "message": secrets::redact(&self.message),
+            "message": self.message,
             "file": self.file.as_ref().map(|f| f.display().to_string()),
             "line": self.pos.map(|p| p.line),
             "col": self.pos.map(|p| p.col),
             "yaml_path": self.yaml_path,
-            "help": self.help.as_deref().map(secrets::redact),
-        })
+            "help": self.help,
+        });
+        secrets::redact_json(&mut v);
+        v
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(loc) = self.location() {
-            write!(f, "{loc}: ")?;
-        }
-        write!(f, "{}", secrets::redact(&self.message))?;
+        let mut text = self
+            .location()
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        text.push_str(&self.message);
         if let Some(help) = &self.help {
-            write!(f, " (help: {})", secrets::redact(help))?;
+            text.push_str(&format!(" (help: {help})"));
         }
-        Ok(())
+        f.write_str(&secrets::redact(&text))
     }
 }
 
@@ -372,5 +377,21 @@ mod tests {
             .at_path("sinks.out.mode");
         assert_eq!(d.location().unwrap(), "p.yaml:3:5 (sinks.out.mode)");
         assert_eq!(d.to_string(), "p.yaml:3:5 (sinks.out.mode): boom");
+    }
+
+    #[test]
+    fn every_rendering_masks_secrets() {
+        crate::secrets::register("diag-s3cret value");
+        let d = Diagnostic::error("cannot open https://u:diag-s3cret%20value@h/x")
+            .in_file("sql/diag-s3cret value.sql")
+            .at(Some(Pos::new(1, 2)))
+            .with_help("is `diag-s3cret value` right?");
+        for text in [d.render(false), d.to_string(), d.to_json().to_string()] {
+            assert!(!crate::secrets::contains_secret(&text), "{text}");
+            assert!(
+                text.contains("u:***@h") && text.contains("sql/***.sql"),
+                "{text}"
+            );
+        }
     }
 }

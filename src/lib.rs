@@ -7,20 +7,30 @@
 //! `validate` (names, references, cycles; every diagnostic at once, giving a `model`) →
 //! `plan` (sources as tables, transforms as views, SQL planned) → `run` (checks, sinks, run
 //! record) → `report` (terminal or JSON).
+//!
+//! Everything printed goes through [`out`], which masks secrets (see [`secrets`]); the lints
+//! below keep it that way.
+
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod connector;
+pub mod db;
 pub mod diagnostic;
 pub mod engine;
+pub mod fault;
 pub mod load;
 pub mod model;
+pub mod out;
 pub mod plan;
 pub mod run;
 pub mod secrets;
 pub mod sink;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod store;
 pub mod template;
 pub mod types;

@@ -128,6 +128,8 @@ pub struct Sink {
     pub partition_by: Vec<String>,
     /// Overwrite, append or error_if_exists.
     pub mode: SinkMode,
+    /// May remove files at the path that etl did not write.
+    pub replace_existing: bool,
     /// The YAML path of the entry.
     pub yaml_path: String,
 }
@@ -145,6 +147,8 @@ pub struct Pipeline {
     pub base_dir: PathBuf,
     /// Where run records go.
     pub state_dir: PathBuf,
+    /// Where watermarks are kept, when not in `state_dir` (a Postgres or object-store URL).
+    pub state_url: Option<String>,
     /// This run's id.
     pub run_id: String,
     /// Resolved vars (may hold secrets; redact before printing).

@@ -84,12 +84,12 @@ pub fn init(args: &InitArgs, out: Output) -> u8 {
             )));
             return EXIT_FAILED;
         }
-        println!("created {}", path.display());
+        out.line(&format!("created {}", path.display()));
     }
-    println!(
+    out.line(&format!(
         "next: etl run {}",
         args.dir.join("pipelines/example.yaml").display()
-    );
+    ));
     EXIT_OK
 }
 

@@ -1,6 +1,9 @@
 //! `etl validate`, `explain`, `graph` and `preview`: looking at a pipeline without running it.
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use comfy_table::{Cell, Table};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::displayable;
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id};
@@ -32,7 +35,7 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
             Err(code) => code,
         };
         if code == EXIT_OK && out.format == LogFormat::Text {
-            println!("{}: valid", file.display());
+            out.line(&format!("{}: valid", file.display()));
         } else if out.format == LogFormat::Json {
             out.json(serde_json::json!({"event": "validate", "file": file.display().to_string(), "valid": code == EXIT_OK}));
         }
@@ -95,7 +98,13 @@ async fn planned(
         out.diagnostic(&d);
         EXIT_INVALID
     })?;
-    let p = load_pipeline(file, &opts, out)?;
+    let mut p = load_pipeline(file, &opts, out)?;
+    // Looking changes nothing: bad rows are skipped, not written to quarantine.
+    for s in p.sources.values_mut() {
+        if s.on_bad_row == crate::spec::source::OnBadRow::Quarantine {
+            s.on_bad_row = crate::spec::source::OnBadRow::Skip;
+        }
+    }
     let ctx = session(&EngineOptions::default()).map_err(|e| {
         out.diagnostic(&Diagnostic::error(format!("cannot start the engine: {e}")));
         EXIT_FAILED
@@ -178,7 +187,7 @@ pub async fn explain(args: &ExplainArgs, out: Output) -> u8 {
             logical.display_indent(),
             displayable(physical.as_ref()).indent(true)
         );
-        println!("{}", crate::secrets::redact(&text));
+        out.line(&text);
     }
     EXIT_OK
 }
@@ -194,10 +203,7 @@ pub fn graph(args: &GraphArgs, out: Output) -> u8 {
     };
     match load_pipeline(&args.pipeline, &opts, out) {
         Ok(p) => {
-            print!(
-                "{}",
-                crate::secrets::redact(&crate::plan::graph::render(&p, args.format))
-            );
+            crate::out::text(&crate::plan::graph::render(&p, args.format));
             EXIT_OK
         }
         Err(code) => code,
@@ -225,16 +231,13 @@ pub async fn preview(args: &PreviewArgs, out: Output) -> u8 {
     .await;
     match result {
         Ok(batches) => {
-            let table = pretty_format_batches(&batches)
-                .map(|t| t.to_string())
-                .unwrap_or_default();
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            println!("{}", crate::secrets::redact(&table));
-            println!(
+            out.line(&masked_table(&batches).unwrap_or_else(|e| e.to_string()));
+            out.line(&format!(
                 "{rows} row{} shown (limit {})",
                 if rows == 1 { "" } else { "s" },
                 args.limit
-            );
+            ));
             EXIT_OK
         }
         Err(e) => {
@@ -245,4 +248,37 @@ pub async fn preview(args: &PreviewArgs, out: Output) -> u8 {
             EXIT_FAILED
         }
     }
+}
+
+/// Rows as a table like Arrow's `pretty_format_batches`, with secrets masked cell by cell so
+/// the columns stay aligned.
+fn masked_table(batches: &[RecordBatch]) -> Result<String, ArrowError> {
+    let mask = |s: &str| crate::secrets::redact(s).into_owned();
+    let mut table = Table::new();
+    table.load_preset("||--+-++|    ++++++");
+    let Some(first) = batches.first() else {
+        return Ok(table.to_string());
+    };
+    table.set_header(
+        first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Cell::new(mask(f.name()))),
+    );
+    let opts = FormatOptions::default().with_display_error(true);
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..b.num_rows() {
+            table.add_row(
+                fmts.iter()
+                    .map(|f| Cell::new(mask(&f.value(row).to_string()))),
+            );
+        }
+    }
+    Ok(table.to_string())
 }

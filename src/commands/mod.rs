@@ -1,14 +1,16 @@
 //! The commands behind the CLI: validated arguments in, an exit code out.
 //!
 //! Exit codes are a contract: 0 success, 1 the run failed (I/O, data, a failed check),
-//! 2 the pipeline or the command line is invalid.
+//! 2 the pipeline or the command line is invalid, 3 another run of the pipeline holds its lock.
+//!
+//! Commands print only through [`Output`] and [`crate::out`], which mask secrets.
 
 mod init;
 mod inspect;
 mod run;
+mod state;
 mod test;
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -26,6 +28,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// The pipeline or the command line is invalid.
 pub const EXIT_INVALID: u8 = 2;
+/// Another run of the pipeline holds its lock.
+pub const EXIT_LOCKED: u8 = 3;
 
 /// How output is written.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +44,7 @@ pub struct Output {
 
 impl Output {
     fn new(cli: &Cli) -> Self {
-        let tty = std::io::stderr().is_terminal();
+        let tty = crate::out::stderr_is_terminal();
         let color = match cli.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -59,27 +63,37 @@ impl Output {
             self.diagnostic(d);
         }
         if self.format == LogFormat::Text && diags.error_count() > 1 {
-            eprintln!("{} errors", diags.error_count());
+            crate::out::err_line(&format!("{} errors", diags.error_count()));
         }
     }
 
     /// Prints one diagnostic.
     pub fn diagnostic(&self, d: &Diagnostic) {
         match self.format {
-            LogFormat::Text => eprint!("{}", d.render(self.color)),
-            LogFormat::Json => eprintln!("{}", d.to_json()),
+            LogFormat::Text => crate::out::err_text(&d.render(self.color)),
+            LogFormat::Json => crate::out::err_json_line(d.to_json()),
         }
     }
 
     /// Prints a JSON event line to standard output.
-    pub fn json(&self, mut value: serde_json::Value) {
-        crate::secrets::redact_json(&mut value);
-        println!("{value}");
+    pub fn json(&self, value: serde_json::Value) {
+        crate::out::json_line(value);
+    }
+
+    /// Prints a line of text to standard output.
+    pub fn line(&self, text: &str) {
+        crate::out::line(text);
+    }
+
+    /// Prints a line of text to standard error.
+    pub fn err_line(&self, text: &str) {
+        crate::out::err_line(text);
     }
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn execute(cli: Cli) -> ExitCode {
+    crate::out::mask_panic_messages();
     let out = Output::new(&cli);
     init_tracing(out);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -88,7 +102,7 @@ pub fn execute(cli: Cli) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::out::err_line(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -100,10 +114,10 @@ pub fn execute(cli: Cli) -> ExitCode {
             Command::Graph(args) => inspect::graph(args, out),
             Command::Preview(args) => inspect::preview(args, out).await,
             Command::Test(args) => test::test(args, out).await,
+            Command::State(args) => state::state(args, out).await,
             Command::Schema => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&crate::spec::json_schema()).unwrap_or_default()
+                out.line(
+                    &serde_json::to_string_pretty(&crate::spec::json_schema()).unwrap_or_default(),
                 );
                 EXIT_OK
             }
@@ -122,7 +136,7 @@ fn init_tracing(out: Output) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::secrets::RedactingStderr);
+        .with_writer(crate::out::LogWriter);
     let _ = match out.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(out.color).without_time().try_init(),
@@ -169,6 +183,35 @@ pub fn load_options(
         ds,
         run_id: run_id.to_string(),
         env_mode,
+    })
+}
+
+/// Parses `--wait [DURATION]`: `None` means do not wait.
+pub fn parse_wait(wait: &Option<String>) -> Result<Option<std::time::Duration>, Diagnostic> {
+    match wait.as_deref() {
+        None => Ok(None),
+        Some("forever") => Ok(Some(std::time::Duration::MAX)),
+        Some(text) => humantime::parse_duration(text).map(Some).map_err(|e| {
+            Diagnostic::error(format!("--wait `{text}` is not a duration: {e}"))
+                .with_help("write e.g. `--wait 10m`, `--wait 90s`, or `--wait` to wait for ever")
+        }),
+    }
+}
+
+/// Takes a pipeline's run lock, or reports who holds it (exit 3).
+pub fn lock_pipeline(
+    p: &Pipeline,
+    run_id: &str,
+    wait: Option<std::time::Duration>,
+    out: Output,
+) -> Result<crate::state::PipelineLock, u8> {
+    crate::state::PipelineLock::acquire(&p.state_dir, &p.name, run_id, wait).map_err(|e| {
+        let code = match e {
+            crate::state::LockError::Held { .. } => EXIT_LOCKED,
+            crate::state::LockError::Io { .. } => EXIT_FAILED,
+        };
+        out.diagnostic(&Diagnostic::error(e.to_string()).in_file(&p.file));
+        code
     })
 }
 

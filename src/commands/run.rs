@@ -5,8 +5,8 @@ use std::path::Path;
 use chrono::{Duration, NaiveDate, Utc};
 
 use super::{
-    EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id,
-    parse_date_arg,
+    EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, EXIT_OK, Output, load_options, load_pipeline,
+    new_run_id, parse_date_arg, parse_wait,
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::engine::{EngineOptions, parse_size};
@@ -37,12 +37,19 @@ pub async fn run(args: &RunArgs, out: Output) -> u8 {
         },
         None => None,
     };
+    let wait = match parse_wait(&args.wait) {
+        Ok(w) => w,
+        Err(d) => {
+            out.diagnostic(&d);
+            return EXIT_INVALID;
+        }
+    };
     let mut worst = EXIT_OK;
     for file in &args.pipelines {
         for ds in &dates {
-            let code = run_one(file, *ds, args, memory_limit, out).await;
+            let code = run_one(file, *ds, args, memory_limit, wait, out).await;
             worst = worst.max(code);
-            if code == EXIT_INVALID {
+            if code == EXIT_INVALID || code == EXIT_LOCKED {
                 break;
             }
         }
@@ -75,6 +82,7 @@ async fn run_one(
     ds: Option<NaiveDate>,
     args: &RunArgs,
     memory_limit: Option<usize>,
+    wait: Option<std::time::Duration>,
     out: Output,
 ) -> u8 {
     let run_id = new_run_id();
@@ -93,7 +101,11 @@ async fn run_one(
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
     if out.format == LogFormat::Text {
-        eprintln!("etl run {} (ds={ds}, run {})", pipeline.name, &run_id[..8]);
+        out.err_line(&format!(
+            "etl run {} (ds={ds}, run {})",
+            pipeline.name,
+            &run_id[..8]
+        ));
     }
     let engine = EngineOptions {
         memory_limit: memory_limit
@@ -107,6 +119,9 @@ async fn run_one(
         dry_run: args.dry_run,
         engine,
         progress: out.tty && out.format == LogFormat::Text,
+        ds: ds.to_string(),
+        wait,
+        full_refresh: args.full_refresh,
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {
@@ -116,6 +131,10 @@ async fn run_one(
             return EXIT_INVALID;
         }
         Err(RunError::Failed(o)) => (EXIT_FAILED, *o),
+        Err(RunError::Locked(d)) => {
+            out.diagnostic(&d);
+            return EXIT_LOCKED;
+        }
     };
     let record = RunRecord {
         run_id: run_id.clone(),
@@ -141,10 +160,17 @@ async fn run_one(
 }
 
 fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Path>, out: Output) {
+    for note in &outcome.notes {
+        match out.format {
+            LogFormat::Text => crate::out::err_line(&format!("note: {note}")),
+            LogFormat::Json => out
+                .json(serde_json::json!({"event": "recovered", "pipeline": name, "message": note})),
+        }
+    }
     match out.format {
         LogFormat::Text => {
             if !outcome.steps.is_empty() {
-                println!("{}", report::summary_table(&outcome.steps));
+                out.line(&report::summary_table(&outcome.steps));
             }
             if let Some(d) = &outcome.error {
                 out.diagnostic(d);
@@ -153,7 +179,7 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
             let rec = record
                 .map(|p| format!(" — run record: {}", p.display()))
                 .unwrap_or_default();
-            println!("{name}: {status} in {:.2}s{rec}", outcome.seconds);
+            out.line(&format!("{name}: {status} in {:.2}s{rec}", outcome.seconds));
         }
         LogFormat::Json => {
             for s in &outcome.steps {

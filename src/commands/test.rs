@@ -16,7 +16,9 @@ use crate::engine::{EngineOptions, session};
 use crate::load::LoadOptions;
 use crate::model::Pipeline;
 use crate::plan::{PlanError, SourceMode, plan};
-use crate::spec::source::{FileSourceSpec, InlineSourceSpec, OnBadRow};
+use crate::source::file::{CsvOptions, FileSourceSpec, JsonOptions, ParquetOptions};
+use crate::source::inline::InlineSourceSpec;
+use crate::spec::source::OnBadRow;
 use crate::spec::{ExpectSpec, FixtureSpec, SourceSpec, TestSpec};
 use crate::template::EnvMode;
 
@@ -64,12 +66,12 @@ pub async fn test(args: &TestArgs, out: Output) -> u8 {
         }
     }
     if out.format == LogFormat::Text {
-        println!("tests: {passed} passed, {failed} failed");
+        out.line(&format!("tests: {passed} passed, {failed} failed"));
     } else {
         out.json(serde_json::json!({"event": "tests", "passed": passed, "failed": failed}));
     }
     if passed + failed == 0 && worst == EXIT_OK {
-        eprintln!("no tests found");
+        out.err_line("no tests found");
     }
     worst
 }
@@ -77,9 +79,12 @@ pub async fn test(args: &TestArgs, out: Output) -> u8 {
 fn report(out: Output, label: &str, ok: bool, problems: &[String]) {
     match out.format {
         LogFormat::Text => {
-            println!("test {label} ... {}", if ok { "ok" } else { "FAILED" });
+            out.line(&format!(
+                "test {label} ... {}",
+                if ok { "ok" } else { "FAILED" }
+            ));
             for p in problems {
-                println!("{}", crate::secrets::redact(p));
+                out.line(p);
             }
         }
         LogFormat::Json => out.json(
@@ -95,36 +100,44 @@ fn fixture_source(
 ) -> Result<crate::model::Source, String> {
     let orig = &p.sources[name];
     let schema_spec = orig.spec.schema().cloned();
-    let spec = match (&f.rows, &f.path) {
-        (Some(rows), None) => SourceSpec::Inline(InlineSourceSpec {
-            rows: rows.clone(),
-            schema: schema_spec,
-            description: None,
-        }),
-        (None, Some(path)) => {
-            let format = f.format.clone().unwrap_or_else(|| {
-                path.rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-            });
-            match format.as_str() {
-                "csv" => SourceSpec::Csv(file_spec(path, schema_spec)),
-                "json" | "jsonl" | "ndjson" => SourceSpec::Json(file_spec(path, schema_spec)),
-                "parquet" => SourceSpec::Parquet(file_spec(path, schema_spec)),
-                other => {
-                    return Err(format!(
-                        "fixture for `{name}`: unknown format `{other}` (csv, json, parquet)"
-                    ));
+    let spec =
+        match (&f.rows, &f.path) {
+            (Some(rows), None) => SourceSpec(std::sync::Arc::new(InlineSourceSpec {
+                rows: rows.clone(),
+                schema: schema_spec,
+                description: None,
+            })),
+            (None, Some(path)) => {
+                let format = f.format.clone().unwrap_or_else(|| {
+                    path.rsplit('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                });
+                match format.as_str() {
+                    "csv" => SourceSpec(std::sync::Arc::new(FileSourceSpec::<CsvOptions>::at(
+                        path,
+                        schema_spec,
+                    ))),
+                    "json" | "jsonl" | "ndjson" => SourceSpec(std::sync::Arc::new(
+                        FileSourceSpec::<JsonOptions>::at(path, schema_spec),
+                    )),
+                    "parquet" => SourceSpec(std::sync::Arc::new(
+                        FileSourceSpec::<ParquetOptions>::at(path, schema_spec),
+                    )),
+                    other => {
+                        return Err(format!(
+                            "fixture for `{name}`: unknown format `{other}` (csv, json, parquet)"
+                        ));
+                    }
                 }
             }
-        }
-        _ => {
-            return Err(format!(
-                "fixture for `{name}` needs exactly one of `rows` or `path`"
-            ));
-        }
-    };
+            _ => {
+                return Err(format!(
+                    "fixture for `{name}` needs exactly one of `rows` or `path`"
+                ));
+            }
+        };
     let locations = f
         .path
         .iter()
@@ -142,20 +155,6 @@ fn fixture_source(
         on_bad_row: OnBadRow::Fail,
         yaml_path: orig.yaml_path.clone(),
     })
-}
-
-fn file_spec<O: Default>(
-    path: &str,
-    schema: Option<IndexMap<String, String>>,
-) -> FileSourceSpec<O> {
-    FileSourceSpec {
-        path: path.to_string(),
-        schema,
-        options: O::default(),
-        on_bad_row: OnBadRow::Fail,
-        connection: None,
-        description: None,
-    }
 }
 
 async fn run_test(p: &Pipeline, name: &str, t: &TestSpec) -> Result<(), Vec<String>> {

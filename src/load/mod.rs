@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use indexmap::IndexMap;
 
+use crate::connector::{PLANNED_SINKS, PLANNED_SOURCES, SINKS, SOURCES, sink_entry, source_entry};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::spec::sink::{PLANNED_SINK_TYPES, SINK_TYPES};
-use crate::spec::source::{PLANNED_SOURCE_TYPES, SOURCE_TYPES};
 use crate::spec::{PipelineSpec, SinkSpec, SourceSpec};
 use crate::template::{EnvMode, Globals, TemplateError, Templater};
 use crate::yaml::{self, DeError, Kind, Node, Style, from_node, join};
@@ -373,8 +372,20 @@ fn deserialize(root: &Node, cx: &Cx, diags: &mut Diagnostics) -> PipelineSpec {
             "transforms" => spec.transforms = section(v, key, cx, diags, |n, p| from_node(n, p)),
             "checks" => spec.checks = section(v, key, cx, diags, |n, p| from_node(n, p)),
             "tests" => spec.tests = section(v, key, cx, diags, |n, p| from_node(n, p)),
-            "sources" => spec.sources = typed_section(v, key, cx, diags, SourceSpec::from_node),
-            "sinks" => spec.sinks = typed_section(v, key, cx, diags, SinkSpec::from_node),
+            "sources" => {
+                spec.sources = typed_section(v, key, cx, diags, |kind, n, p| {
+                    source_entry(kind)
+                        .map(|e| (e.parse)(n, p).map(SourceSpec))
+                        .transpose()
+                })
+            }
+            "sinks" => {
+                spec.sinks = typed_section(v, key, cx, diags, |kind, n, p| {
+                    sink_entry(kind)
+                        .map(|e| (e.parse)(n, p).map(SinkSpec))
+                        .transpose()
+                })
+            }
             other => {
                 let mut d = Diagnostic::error(format!("unknown key `{other}`"))
                     .in_file(cx.file)
@@ -437,10 +448,15 @@ fn typed_section<T>(
     diags: &mut Diagnostics,
     f: impl Fn(&str, &Node, &str) -> Result<Option<T>, DeError>,
 ) -> IndexMap<String, T> {
-    let (known, planned): (&[&str], &[&str]) = if key == "sources" {
-        (SOURCE_TYPES, PLANNED_SOURCE_TYPES)
+    let known: Vec<&str> = if key == "sources" {
+        SOURCES.iter().map(|e| e.name).collect()
     } else {
-        (SINK_TYPES, PLANNED_SINK_TYPES)
+        SINKS.iter().map(|e| e.name).collect()
+    };
+    let planned: &[&str] = if key == "sources" {
+        PLANNED_SOURCES
+    } else {
+        PLANNED_SINKS
     };
     let what = if key == "sources" { "source" } else { "sink" };
     let result = section(node, key, cx, diags, |n, path| {

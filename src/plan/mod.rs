@@ -6,17 +6,19 @@
 
 pub mod graph;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::prelude::{DataFrame, SessionContext, ident};
+use datafusion::scalar::ScalarValue;
 use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Pipeline, Source, SqlOrigin};
 use crate::source::{self, SourceError};
-use crate::spec::source::OnBadRow;
 
 /// How planning treats sources that cannot be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +45,41 @@ pub struct Planned {
 #[derive(Debug)]
 pub enum PlanError {
     /// A source could not be opened (a run failure: exit 1).
-    Source(SourceError, Diagnostic),
+    Source(Box<SourceError>, Diagnostic),
     /// SQL that does not plan, or other invalid pipeline content (exit 2).
     Invalid(Diagnostics),
+}
+
+/// The rows of one incremental source a group of sinks reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounds {
+    /// The cursor column.
+    pub cursor: String,
+    /// Read rows with a cursor greater than this (none: from the start).
+    pub lower: Option<ScalarValue>,
+    /// And at most this (none: the source had no rows with a cursor).
+    pub upper: Option<ScalarValue>,
+    /// Read rows whose cursor is NULL too.
+    pub include_nulls: bool,
+}
+
+impl Bounds {
+    /// The filter selecting these rows.
+    pub fn filter(&self) -> Expr {
+        let c = ident(&self.cursor);
+        let mut e = match (&self.lower, &self.upper) {
+            (_, None) => lit(false),
+            (None, Some(u)) => c.clone().lt_eq(lit(u.clone())),
+            (Some(l), Some(u)) => c
+                .clone()
+                .gt(lit(l.clone()))
+                .and(c.clone().lt_eq(lit(u.clone()))),
+        };
+        if self.include_nulls {
+            e = e.or(c.is_null());
+        }
+        e
+    }
 }
 
 /// Registers every source and transform of `pipeline` (limited to `only`, when given).
@@ -54,6 +88,17 @@ pub async fn plan(
     pipeline: &Pipeline,
     mode: SourceMode,
     only: Option<&[String]>,
+) -> Result<Planned, PlanError> {
+    plan_bounded(ctx, pipeline, mode, only, &HashMap::new()).await
+}
+
+/// Like [`plan`], with incremental sources limited to the rows in `bounds`.
+pub async fn plan_bounded(
+    ctx: SessionContext,
+    pipeline: &Pipeline,
+    mode: SourceMode,
+    only: Option<&[String]>,
+    bounds: &HashMap<String, Bounds>,
 ) -> Result<Planned, PlanError> {
     let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
     let mut planned = Planned {
@@ -64,7 +109,7 @@ pub async fn plan(
     };
     let mut unavailable: Vec<String> = Vec::new();
     for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
-        if !register_source(&mut planned, pipeline, src, mode).await? {
+        if !register_source(&mut planned, pipeline, src, mode, bounds.get(name)).await? {
             unavailable.push(name.clone());
         }
     }
@@ -109,19 +154,25 @@ async fn register_source(
     pipeline: &Pipeline,
     src: &Source,
     mode: SourceMode,
+    bounds: Option<&Bounds>,
 ) -> Result<bool, PlanError> {
-    let built = if src.on_bad_row == OnBadRow::Fail {
-        source::build(&planned.ctx, pipeline, src).await
-    } else {
-        source::build_tolerant(&planned.ctx, pipeline, src)
-            .await
-            .map(|(table, log)| {
-                planned.bad_rows.push(log);
-                table
-            })
-    };
+    let built = source::build(&planned.ctx, pipeline, src).await;
     match built {
-        Ok(table) => {
+        Ok(crate::connector::Built { table, bad_rows }) => {
+            planned.bad_rows.extend(bad_rows);
+            let engine = |e: DataFusionError| {
+                PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
+            };
+            let table = match bounds {
+                // Only the rows past the watermark: the filter reaches the source's scan.
+                Some(b) => planned
+                    .ctx
+                    .read_table(table)
+                    .and_then(|df| df.filter(b.filter()))
+                    .map_err(engine)?
+                    .into_view(),
+                None => table,
+            };
             planned.schemas.insert(src.name.clone(), table.schema());
             planned
                 .ctx
@@ -137,7 +188,7 @@ async fn register_source(
             };
             let mut d = source_diag(pipeline, &path_key, &e);
             if mode == SourceMode::Strict {
-                return Err(PlanError::Source(e, d));
+                return Err(PlanError::Source(Box::new(e), d));
             }
             d.severity = crate::diagnostic::Severity::Warning;
             d.help = Some("transforms that read this source were not planned".into());

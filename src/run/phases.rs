@@ -1,6 +1,6 @@
 //! The phases of a run after planning: shared transforms, checks, staged writes, commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use datafusion::error::DataFusionError;
@@ -11,10 +11,10 @@ use super::progress::Progress;
 use super::report::{StepKind, StepReport, StepStatus};
 use super::{RunOutcome, place};
 use crate::check::{CheckOutcome, run_check};
+use crate::connector::StageCx;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Check, Pipeline};
-use crate::sink::{self, SinkError, Staged};
-use crate::spec::SourceSpec;
+use crate::sink::{self, SinkError, StagedOutput};
 
 /// What every phase needs.
 pub(super) struct Cx<'a> {
@@ -22,7 +22,22 @@ pub(super) struct Cx<'a> {
     pub p: &'a Pipeline,
     pub needed: &'a [String],
     pub run_id: &'a str,
+    pub ds: &'a str,
     pub progress: &'a Progress,
+    pub shared: &'a sink::RunResources,
+    pub marks: &'a HashMap<String, BTreeMap<String, crate::state::watermark::Watermark>>,
+    pub prev_runs: &'a HashMap<String, Option<String>>,
+}
+
+impl<'a> Cx<'a> {
+    fn commit_cx(&self) -> sink::CommitCx<'a> {
+        sink::CommitCx {
+            ctx: self.ctx,
+            pipeline: self.p,
+            run_id: self.run_id,
+            shared: self.shared,
+        }
+    }
 }
 
 /// A dry run: plan every check, report what each sink would write.
@@ -153,19 +168,28 @@ pub(super) async fn run_checks(
     fatal.map_or(Ok(()), Err)
 }
 
-/// Writes every sink to its staging place, concurrently. On any failure, removes all staged
-/// output and returns the first error.
+/// Writes every sink to its staging place, concurrently. On any failure, throws all staged
+/// output away and returns the first error.
 pub(super) async fn write_sinks(
     cx: &Cx<'_>,
     sinks: &[String],
     out: &mut RunOutcome,
-) -> Result<Vec<(Staged, f64)>, Diagnostic> {
+) -> Result<Vec<(Box<dyn StagedOutput>, f64)>, Diagnostic> {
+    let stage_cx = StageCx {
+        ctx: cx.ctx,
+        pipeline: cx.p,
+        run_id: cx.run_id,
+        shared: cx.shared,
+        marks: cx.marks,
+        prev_runs: cx.prev_runs,
+    };
+    let stage_cx = &stage_cx;
     let writes = join_all(sinks.iter().map(|name| async move {
         let s = &cx.p.sinks[name];
         let bar = cx.progress.step(&format!("sink {name} → {}", s.location));
         let t = Instant::now();
         let r = match cx.ctx.table(s.from.as_str()).await {
-            Ok(df) => sink::write(cx.ctx, cx.p, s, df, cx.run_id).await,
+            Ok(df) => s.spec.stage(stage_cx, s, df).await,
             Err(error) => Err(SinkError::Write {
                 name: s.name.clone(),
                 error,
@@ -175,7 +199,7 @@ pub(super) async fn write_sinks(
         (s, r, t.elapsed().as_secs_f64())
     }))
     .await;
-    let mut staged: Vec<(Staged, f64)> = Vec::new();
+    let mut staged: Vec<(Box<dyn StagedOutput>, f64)> = Vec::new();
     let mut failure: Option<Diagnostic> = None;
     for (s, r, secs) in writes {
         match r {
@@ -193,16 +217,19 @@ pub(super) async fn write_sinks(
                         .with_detail(d.message.clone()),
                 );
                 failure.get_or_insert(d);
-                // Whatever a failed writer left in its staging place goes.
-                sink::remove_staging(cx.ctx, &sink::staging_location(s, cx.run_id)).await;
+                // Whatever a failed file writer left in its staging place goes.
+                if s.spec.path().is_some() {
+                    sink::remove_staging(cx.ctx, &sink::staging_location(cx.p, s, cx.run_id)).await;
+                }
             }
         }
     }
     let Some(d) = failure else { return Ok(staged) };
-    for (st, secs) in &staged {
-        sink::abort(cx.ctx, st).await;
+    let commit_cx = cx.commit_cx();
+    for (st, secs) in staged.iter_mut() {
+        st.abort(&commit_cx).await;
         out.steps.push(
-            StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Skipped)
+            StepReport::new(&st.sink().name, StepKind::Sink, StepStatus::Skipped)
                 .timed(*secs)
                 .with_detail("written, not committed: another sink failed".into()),
         );
@@ -210,32 +237,68 @@ pub(super) async fn write_sinks(
     Err(d)
 }
 
-/// Moves every staged output into place.
+/// Commits every staged output, as one unit (see `sink::commit`), with the watermarks.
 pub(super) async fn commit_all(
     cx: &Cx<'_>,
-    staged: &[(Staged, f64)],
+    mut staged: Vec<(Box<dyn StagedOutput>, f64)>,
+    watermarks: Option<crate::state::watermark::Watermarks>,
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
-    for (i, (st, secs)) in staged.iter().enumerate() {
-        if let Err(e) = sink::commit(cx.ctx, st, cx.run_id).await {
-            for (rest, _) in &staged[i..] {
-                sink::abort(cx.ctx, rest).await;
-            }
+    let commit_cx = cx.commit_cx();
+    let mut outputs: Vec<Box<dyn StagedOutput>> = Vec::new();
+    let mut times = Vec::new();
+    for (st, secs) in staged.drain(..) {
+        outputs.push(st);
+        times.push(secs);
+    }
+    if let Err(e) = sink::commit_run(&commit_cx, &mut outputs, cx.ds, watermarks).await {
+        let name = match &e {
+            SinkError::Commit { name, .. }
+            | SinkError::Exists { name, .. }
+            | SinkError::Db { name, .. }
+            | SinkError::Fenced { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        for (st, secs) in outputs.iter_mut().zip(&times) {
+            let failed = name.as_deref() == Some(st.sink().name.as_str());
             out.steps.push(
-                StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Failed)
-                    .timed(*secs)
-                    .with_detail(e.to_string()),
-            );
-            return Err(place(cx.p, &st.sink.yaml_path, e.to_string()));
-        }
-        let files = format!("{} file{}", st.files, if st.files == 1 { "" } else { "s" });
-        out.steps.push(
-            StepReport::new(&st.sink.name, StepKind::Sink, StepStatus::Ok)
+                StepReport::new(
+                    &st.sink().name,
+                    StepKind::Sink,
+                    if failed {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::Skipped
+                    },
+                )
                 .timed(*secs)
-                .with_rows(st.rows)
-                .with_bytes(st.bytes)
-                .with_detail(format!("{files} → {}", st.sink.location)),
-        );
+                .with_detail(if failed {
+                    e.to_string()
+                } else {
+                    "not committed".into()
+                }),
+            );
+        }
+        // Whatever is still open or staged (nothing was journaled, or recovery has it).
+        for st in outputs.iter_mut() {
+            st.abort(&commit_cx).await;
+        }
+        let yaml_path = name
+            .and_then(|n| cx.p.sinks.get(&n).map(|s| s.yaml_path.clone()))
+            .unwrap_or_else(|| "sinks".into());
+        return Err(place(cx.p, &yaml_path, e.to_string()).with_help(
+            "if some outputs were already committed, the next `etl run` or `etl state` of this pipeline finishes the commit",
+        ));
+    }
+    for (st, secs) in outputs.iter().zip(&times) {
+        let mut step = StepReport::new(&st.sink().name, StepKind::Sink, StepStatus::Ok)
+            .timed(*secs)
+            .with_rows(st.rows())
+            .with_detail(st.detail());
+        if let Some(b) = st.bytes() {
+            step = step.with_bytes(b);
+        }
+        out.steps.push(step);
     }
     Ok(())
 }
@@ -264,15 +327,17 @@ async fn read_failure(
             let Some(src) = cx.p.sources.get(name) else {
                 continue;
             };
-            if !matches!(src.spec, SourceSpec::Csv(_) | SourceSpec::Json(_)) {
-                continue;
-            }
             let schema = match (&src.schema, cx.ctx.table_provider(name.as_str()).await) {
                 (Some(s), _) => s.clone(),
                 (None, Ok(t)) => t.schema(),
                 (None, Err(_)) => continue,
             };
-            if let Some(bad) = crate::source::locate_bad_row(cx.ctx, src, schema).await {
+            let build_cx = crate::connector::BuildCx {
+                ctx: cx.ctx,
+                pipeline: cx.p,
+                source: src,
+            };
+            if let Some(bad) = src.spec.locate_bad_row(&build_cx, schema).await {
                 let path_key = format!("{}.path", src.yaml_path);
                 return Diagnostic::error(bad.to_string())
                     .in_file(&cx.p.file)

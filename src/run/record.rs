@@ -1,4 +1,7 @@
 //! Run records: one JSON file per run under `<state dir>/runs/`.
+//!
+//! A record is named by its start time and run id only, never by a templated value, and its
+//! content is masked (see [`crate::secrets::json_pretty`]).
 
 use std::path::{Path, PathBuf};
 
@@ -47,13 +50,9 @@ impl RunRecord {
             .take(15)
             .collect::<String>();
         let path = dir.join(format!("{stamp}_{}.json", self.run_id));
-        let mut value = serde_json::to_value(self).map_err(std::io::Error::other)?;
-        crate::secrets::redact_json(&mut value);
+        let value = serde_json::to_value(self).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?,
-        )?;
+        std::fs::write(&tmp, crate::secrets::json_pretty(value))?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)
     }

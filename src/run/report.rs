@@ -1,4 +1,4 @@
-//! Step reports and the end-of-run summary table.
+//! Step reports and the end-of-run summary table (secrets masked).
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
@@ -106,8 +106,10 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The summary table printed at the end of a run.
+/// The summary table printed at the end of a run. Secrets are masked cell by cell, so the
+/// columns stay aligned.
 pub fn summary_table(steps: &[StepReport]) -> String {
+    let mask = |s: &str| Cell::new(crate::secrets::redact(s));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![
@@ -121,7 +123,7 @@ pub fn summary_table(steps: &[StepReport]) -> String {
             StepStatus::Skipped => "skipped",
         };
         t.add_row(vec![
-            Cell::new(&s.name),
+            mask(&s.name),
             Cell::new(format!("{:?}", s.kind).to_lowercase()),
             Cell::new(status),
             Cell::new(s.rows.map(|r| r.to_string()).unwrap_or_default())
@@ -129,8 +131,26 @@ pub fn summary_table(steps: &[StepReport]) -> String {
             Cell::new(s.bytes.map(human_bytes).unwrap_or_default())
                 .set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.2}s", s.seconds)).set_alignment(CellAlignment::Right),
-            Cell::new(s.detail.clone().unwrap_or_default()),
+            mask(s.detail.as_deref().unwrap_or_default()),
         ]);
     }
-    crate::secrets::redact(&t.to_string()).into_owned()
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_masks_cells_and_keeps_columns_aligned() {
+        crate::secrets::register("report-s3cret");
+        let steps = vec![
+            StepReport::new("report-s3cret", StepKind::Sink, StepStatus::Ok)
+                .with_detail("1 file → out/report-s3cret.csv".into()),
+        ];
+        let t = summary_table(&steps);
+        assert!(!t.contains("s3cret") && t.contains("out/***.csv"), "{t}");
+        let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
 }

@@ -1,5 +1,15 @@
-//! File sinks (parquet, csv, json) written by DataFusion into a staging place.
+//! File sinks: `parquet`, `csv` and `json`, locally or on object stores.
+//!
+//! DataFusion writes the rows into a staging place beside the target (named after the
+//! pipeline and the run); the run's commit moves it into place with the other sinks (see
+//! [`super::commit`]). A path ending in the format's extension, without `partition_by`, is
+//! one file; anything else is a folder of part files.
 
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
@@ -8,14 +18,91 @@ use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
-use super::SinkError;
-use super::commit::{Staged, staging_location};
+use super::commit::{Entry, staging_location};
+use super::{SinkError, StagedOutput, local, manifest, objstore};
+use crate::connector::{CheckCx, SinkConnector, SinkEntry, StageCx, config_schema, parse_config};
 use crate::model::{Pipeline, Sink};
-use crate::spec::SinkSpec;
-use crate::spec::sink::parquet_compression;
+use crate::spec::sink::{MAX_ROW_GROUP_SIZE, SinkMode, parquet_compression};
 use crate::spec::source::Compression;
 use crate::types::{PartitionValue, partition_value};
+use crate::validate::is_url;
+
+/// A file sink.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkSpec<O: Default> {
+    /// The source or transform to write.
+    pub from: String,
+    /// A folder of part files, or one file when the path ends in the format's extension and
+    /// there is no `partition_by`. Local path (relative to the pipeline file) or object-store
+    /// URL.
+    pub path: String,
+    /// Columns to split the output by, as Hive-style `col=value/` folders.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// What to do with existing output.
+    #[serde(default)]
+    pub mode: SinkMode,
+    /// Let this sink remove files at its path that etl did not write for it. By default a
+    /// run refuses (exit 2, before reading any data) to replace a non-empty target holding a
+    /// file that no earlier run of this pipeline's sink of the same name wrote.
+    #[serde(default)]
+    pub replace_existing: bool,
+    /// Format options.
+    #[serde(default)]
+    pub options: O,
+    /// The connection holding object-store credentials, if not from the environment.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// What the output is.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Parquet writing options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkOptions {
+    /// `zstd` (default, level 3), `snappy`, `gzip`, `lz4`, `lz4_raw`, `brotli` or `none`. A
+    /// level may follow in parentheses: `zstd(1)` to `zstd(22)`, `gzip(0)` to `gzip(9)`,
+    /// `brotli(0)` to `brotli(11)`; the others take none.
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// Maximum rows per row group, 1 to 16777216 (default 1048576).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_ROW_GROUP_SIZE>"
+    )]
+    #[schemars(range(min = 1, max = MAX_ROW_GROUP_SIZE))]
+    pub row_group_size: Option<usize>,
+}
+
+/// CSV writing options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSinkOptions {
+    /// Field separator, one ASCII character other than a line break (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Write a header row (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Compress the files.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+}
+
+/// JSON writing options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSinkOptions {
+    /// Compress the files.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+}
 
 fn variant(c: Option<Compression>) -> CompressionTypeVariant {
     match c.unwrap_or(Compression::None) {
@@ -27,52 +114,340 @@ fn variant(c: Option<Compression>) -> CompressionTypeVariant {
     }
 }
 
-/// Writes a sink's rows to its staging place. Returns what to commit.
-pub async fn write(
-    ctx: &SessionContext,
-    pipeline: &Pipeline,
-    sink: &Sink,
-    df: DataFrame,
-    run_id: &str,
-) -> Result<Staged, SinkError> {
-    let conn_opts = sink
-        .spec
-        .connection()
-        .and_then(|c| crate::source::pipeline_connection(pipeline, c));
-    crate::store::ensure_store(ctx, &sink.location, conn_opts).map_err(|error| {
-        SinkError::Store {
-            name: sink.name.clone(),
-            error,
-        }
-    })?;
-    let staging = staging_location(sink, run_id);
-    let local = !crate::validate::is_url(&staging);
-    if let Some(parent) = std::path::Path::new(&staging).parent().filter(|_| local) {
-        std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {
-            name: sink.name.clone(),
-            path: sink.location.clone(),
-            reason: e.to_string(),
-        })?;
+/// What differs between the file formats written.
+#[async_trait]
+pub trait FileSinkOptions:
+    Default + Clone + std::fmt::Debug + Send + Sync + JsonSchema + for<'de> Deserialize<'de> + 'static
+{
+    /// The connector's `type`, which is also the extension of a single-file path.
+    const KIND: &'static str;
+    /// Other extensions that mean one file.
+    const OTHER_EXTENSIONS: &'static [&'static str] = &[];
+    /// Checks of the options.
+    fn check(&self, _cx: &mut CheckCx<'_>) {}
+    /// Runs the query and writes it at `target`; returns DataFusion's one-row count batch.
+    async fn write(
+        &self,
+        sink: &Sink,
+        df: DataFrame,
+        target: &str,
+    ) -> Result<Vec<RecordBatch>, SinkError>;
+}
+
+fn write_options(sink: &Sink) -> DataFrameWriteOptions {
+    DataFrameWriteOptions::new()
+        .with_single_file_output(sink.single_file)
+        .with_partition_by(sink.partition_by.clone())
+}
+
+fn werr(sink: &Sink) -> impl Fn(datafusion::error::DataFusionError) -> SinkError + '_ {
+    move |error| SinkError::Write {
+        name: sink.name.clone(),
+        error,
     }
-    // A trailing slash tells DataFusion a local target is a folder.
-    let target = if sink.single_file || !local {
-        staging.clone()
-    } else {
-        format!("{staging}/")
-    };
-    let result = write_format(sink, df, &target).await?;
-    let rows = result
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-        })
-        .map(|a| a.value(0))
-        .unwrap_or(0);
-    let mut staged = Staged::new(sink, staging, rows);
-    staged.measure(ctx).await;
-    Ok(staged)
+}
+
+#[async_trait]
+impl FileSinkOptions for ParquetSinkOptions {
+    const KIND: &'static str = "parquet";
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if let Some(c) = &self.compression
+            && let Err(e) = parquet_compression(c)
+        {
+            cx.error("options.compression", e.to_string());
+        }
+    }
+    async fn write(
+        &self,
+        sink: &Sink,
+        df: DataFrame,
+        target: &str,
+    ) -> Result<Vec<RecordBatch>, SinkError> {
+        let mut opts = TableParquetOptions::default();
+        let compression = self.compression.as_deref().unwrap_or("zstd");
+        opts.global.compression = Some(parquet_compression(compression).map_err(|e| {
+            SinkError::Options {
+                name: sink.name.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+        if let Some(n) = self.row_group_size {
+            opts.global.max_row_group_size = n;
+        }
+        df.write_parquet(target, write_options(sink), Some(opts))
+            .await
+            .map_err(werr(sink))
+    }
+}
+
+#[async_trait]
+impl FileSinkOptions for CsvSinkOptions {
+    const KIND: &'static str = "csv";
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if let Some(Err(msg)) = self
+            .delimiter
+            .as_deref()
+            .map(crate::validate::options::one_char)
+        {
+            cx.error("options.delimiter", format!("`delimiter`: {msg}"));
+        }
+    }
+    async fn write(
+        &self,
+        sink: &Sink,
+        df: DataFrame,
+        target: &str,
+    ) -> Result<Vec<RecordBatch>, SinkError> {
+        let delimiter = self
+            .delimiter
+            .as_ref()
+            .and_then(|d| d.bytes().next())
+            .unwrap_or(b',');
+        let mut opts = CsvOptions::default()
+            .with_has_header(self.header.unwrap_or(true))
+            .with_delimiter(delimiter);
+        opts.compression = variant(self.compression);
+        df.write_csv(target, write_options(sink), Some(opts))
+            .await
+            .map_err(werr(sink))
+    }
+}
+
+#[async_trait]
+impl FileSinkOptions for JsonSinkOptions {
+    const KIND: &'static str = "json";
+    const OTHER_EXTENSIONS: &'static [&'static str] = &[".jsonl", ".ndjson"];
+    async fn write(
+        &self,
+        sink: &Sink,
+        df: DataFrame,
+        target: &str,
+    ) -> Result<Vec<RecordBatch>, SinkError> {
+        let opts = JsonOptions {
+            compression: variant(self.compression),
+            ..Default::default()
+        };
+        df.write_json(target, write_options(sink), Some(opts))
+            .await
+            .map_err(werr(sink))
+    }
+}
+
+impl<O: FileSinkOptions> FileSinkSpec<O> {
+    /// True when the path names one file rather than a folder of parts.
+    pub fn single_file(&self) -> bool {
+        let lower = self.path.to_ascii_lowercase();
+        self.partition_by.is_empty()
+            && (lower.ends_with(&format!(".{}", O::KIND))
+                || O::OTHER_EXTENSIONS.iter().any(|e| lower.ends_with(e)))
+    }
+}
+
+#[async_trait]
+impl<O: FileSinkOptions> SinkConnector for FileSinkSpec<O> {
+    fn kind(&self) -> &'static str {
+        O::KIND
+    }
+    fn from(&self) -> &str {
+        &self.from
+    }
+    fn mode(&self) -> SinkMode {
+        self.mode
+    }
+    fn path(&self) -> Option<&str> {
+        Some(&self.path)
+    }
+    fn connection(&self) -> Option<&str> {
+        self.connection.as_deref()
+    }
+    fn partition_by(&self) -> &[String] {
+        &self.partition_by
+    }
+    fn replace_existing(&self) -> bool {
+        self.replace_existing
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.mode == SinkMode::Upsert {
+            cx.error("mode", "`upsert` needs a database sink; files are `overwrite`, `append` or `error_if_exists`");
+        }
+        if self.single_file() && self.mode == SinkMode::Append {
+            let d = cx.error(
+                "mode",
+                "`append` adds part files to a folder, but this path names one file",
+            );
+            *d = d.clone().with_help(format!(
+                "drop the `.{}` extension from `path` to write a folder of parts",
+                O::KIND
+            ));
+        }
+        if self.path.trim().is_empty() || crate::validate::has_glob(&self.path) {
+            cx.error(
+                "path",
+                "a sink path is a folder or a file name, without wildcards",
+            );
+        }
+        if let Some(c) = &self.connection {
+            cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
+        }
+        self.options.check(cx);
+    }
+
+    async fn check_ownership(&self, cx: &StageCx<'_>, sink: &Sink) -> Result<(), SinkError> {
+        super::check_file_ownership(cx.ctx, cx.pipeline, sink).await
+    }
+
+    async fn stage(
+        &self,
+        cx: &StageCx<'_>,
+        sink: &Sink,
+        df: DataFrame,
+    ) -> Result<Box<dyn StagedOutput>, SinkError> {
+        Ok(Box::new(
+            write(self, cx.ctx, cx.pipeline, sink, df, cx.run_id).await?,
+        ))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn parse<O: FileSinkOptions>(
+    node: &crate::yaml::Node,
+    path: &str,
+) -> Result<Arc<dyn SinkConnector>, crate::yaml::DeError> {
+    Ok(Arc::new(parse_config::<FileSinkSpec<O>>(node, path)?))
+}
+
+/// `type: parquet` (zstd-compressed by default).
+pub const PARQUET: SinkEntry = SinkEntry {
+    name: "parquet",
+    aliases: &[],
+    parse: parse::<ParquetSinkOptions>,
+    schema: config_schema::<FileSinkSpec<ParquetSinkOptions>>,
+};
+
+/// `type: csv` (a header row, comma-separated).
+pub const CSV: SinkEntry = SinkEntry {
+    name: "csv",
+    aliases: &[],
+    parse: parse::<CsvSinkOptions>,
+    schema: config_schema::<FileSinkSpec<CsvSinkOptions>>,
+};
+
+/// `type: json` (newline-delimited; also `jsonl`, `ndjson`).
+pub const JSON: SinkEntry = SinkEntry {
+    name: "json",
+    aliases: &["jsonl", "ndjson"],
+    parse: parse::<JsonSinkOptions>,
+    schema: config_schema::<FileSinkSpec<JsonSinkOptions>>,
+};
+
+/// A file sink's output in its staging place.
+#[derive(Debug, Clone)]
+pub struct FileStaged {
+    /// The sink.
+    pub sink: Sink,
+    /// Staging path or URL.
+    pub staging: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files written.
+    pub files: usize,
+}
+
+impl FileStaged {
+    /// Fills in bytes and files from what is in the staging place.
+    async fn measure(&mut self, ctx: &SessionContext) {
+        if is_url(&self.staging) {
+            (self.bytes, self.files) = objstore::measure(ctx, &self.staging).await;
+        } else {
+            let root = Path::new(&self.staging);
+            let files: Vec<std::path::PathBuf> = if root.is_file() {
+                vec![root.to_path_buf()]
+            } else {
+                manifest::local_files(root)
+                    .iter()
+                    .map(|f| root.join(f))
+                    .collect()
+            };
+            self.files = files.len();
+            self.bytes = files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+        }
+    }
+}
+
+#[async_trait]
+impl StagedOutput for FileStaged {
+    fn sink(&self) -> &Sink {
+        &self.sink
+    }
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+    fn bytes(&self) -> Option<u64> {
+        Some(self.bytes)
+    }
+    fn detail(&self) -> String {
+        let files = format!(
+            "{} file{}",
+            self.files,
+            if self.files == 1 { "" } else { "s" }
+        );
+        format!("{files} → {}", self.sink.location)
+    }
+
+    async fn prepare(&mut self, cx: &super::commit::CommitCx<'_>) -> Result<Entry, SinkError> {
+        let s = &self.sink;
+        if s.mode == SinkMode::ErrorIfExists && super::exists_non_empty(cx.ctx, &s.location).await {
+            return Err(SinkError::Exists {
+                name: s.name.clone(),
+                path: s.location.clone(),
+            });
+        }
+        let target = s.location.trim_end_matches('/').to_string();
+        let append = s.mode == SinkMode::Append;
+        let key = crate::state::key(&cx.pipeline.name);
+        let owner = (key.as_str(), s.name.as_str(), cx.run_id);
+        let err = |reason: String| SinkError::Commit {
+            name: s.name.clone(),
+            path: s.location.clone(),
+            reason,
+        };
+        if is_url(&target) {
+            objstore::prepare(cx.ctx, &self.staging, &target, s.single_file, append, owner)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+        } else {
+            local::prepare(
+                Path::new(&self.staging),
+                Path::new(&target),
+                s.single_file,
+                append,
+                owner,
+            )
+            .map_err(|e| err(e.to_string()))?;
+        }
+        Ok(Entry::file(
+            &s.name,
+            &self.staging,
+            &target,
+            s.single_file,
+            append,
+            self.rows,
+        ))
+    }
+
+    async fn abort(&mut self, cx: &super::commit::CommitCx<'_>) {
+        super::remove_staging(cx.ctx, &self.staging).await;
+    }
 }
 
 /// Partition columns that the writer cannot put in a folder name itself (dates, timestamps,
@@ -102,62 +477,58 @@ fn partition_values_as_text(
     df.select(exprs)
 }
 
-/// Runs the query and writes it at `target` in the sink's format; returns DataFusion's
-/// one-row count batch.
-async fn write_format(
+/// Writes a sink's rows to its staging place. Returns what to commit.
+async fn write<O: FileSinkOptions>(
+    spec: &FileSinkSpec<O>,
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
     sink: &Sink,
     df: DataFrame,
-    target: &str,
-) -> Result<Vec<RecordBatch>, SinkError> {
-    let write_opts = DataFrameWriteOptions::new()
-        .with_single_file_output(sink.single_file)
-        .with_partition_by(sink.partition_by.clone());
-    let werr = |error| SinkError::Write {
-        name: sink.name.clone(),
-        error,
-    };
-    let df = partition_values_as_text(df, &sink.partition_by).map_err(werr)?;
-    match &sink.spec {
-        SinkSpec::Parquet(s) => {
-            let mut opts = TableParquetOptions::default();
-            let compression = s.options.compression.as_deref().unwrap_or("zstd");
-            opts.global.compression =
-                Some(
-                    parquet_compression(compression).map_err(|e| SinkError::Options {
-                        name: sink.name.clone(),
-                        reason: e.to_string(),
-                    })?,
-                );
-            if let Some(n) = s.options.row_group_size {
-                opts.global.max_row_group_size = n;
-            }
-            df.write_parquet(target, write_opts, Some(opts))
-                .await
-                .map_err(werr)
+    run_id: &str,
+) -> Result<FileStaged, SinkError> {
+    let conn_opts = sink
+        .spec
+        .connection()
+        .and_then(|c| crate::source::pipeline_connection(pipeline, c));
+    crate::store::ensure_store(ctx, &sink.location, conn_opts).map_err(|error| {
+        SinkError::Store {
+            name: sink.name.clone(),
+            error,
         }
-        SinkSpec::Csv(s) => {
-            let delimiter = s
-                .options
-                .delimiter
-                .as_ref()
-                .and_then(|d| d.bytes().next())
-                .unwrap_or(b',');
-            let mut opts = CsvOptions::default()
-                .with_has_header(s.options.header.unwrap_or(true))
-                .with_delimiter(delimiter);
-            opts.compression = variant(s.options.compression);
-            df.write_csv(target, write_opts, Some(opts))
-                .await
-                .map_err(werr)
-        }
-        SinkSpec::Json(s) => {
-            let opts = JsonOptions {
-                compression: variant(s.options.compression),
-                ..Default::default()
-            };
-            df.write_json(target, write_opts, Some(opts))
-                .await
-                .map_err(werr)
-        }
+    })?;
+    let staging = staging_location(pipeline, sink, run_id);
+    let local = !crate::validate::is_url(&staging);
+    if let Some(parent) = std::path::Path::new(&staging).parent().filter(|_| local) {
+        std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {
+            name: sink.name.clone(),
+            path: sink.location.clone(),
+            reason: e.to_string(),
+        })?;
     }
+    // A trailing slash tells DataFusion a local target is a folder.
+    let target = if sink.single_file || !local {
+        staging.clone()
+    } else {
+        format!("{staging}/")
+    };
+    let df = partition_values_as_text(df, &sink.partition_by).map_err(werr(sink))?;
+    let result = spec.options.write(sink, df, &target).await?;
+    let rows = result
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        })
+        .map(|a| a.value(0))
+        .unwrap_or(0);
+    let mut staged = FileStaged {
+        sink: sink.clone(),
+        staging,
+        rows,
+        bytes: 0,
+        files: 0,
+    };
+    staged.measure(ctx).await;
+    Ok(staged)
 }

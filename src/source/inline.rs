@@ -1,17 +1,69 @@
 //! `inline`: rows written in the pipeline file, decoded with the Arrow JSON reader.
 
+use std::any::Any;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::SourceError;
+use crate::connector::{
+    BuildCx, Built, CheckCx, SourceConnector, SourceEntry, config_schema, parse_config,
+};
 use crate::model::Source;
-use crate::spec::source::InlineSourceSpec;
+
+/// Rows in the pipeline file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InlineSourceSpec {
+    /// The rows, one mapping per row.
+    pub rows: Vec<IndexMap<String, serde_json::Value>>,
+    /// Column types; inferred from the values when absent.
+    #[serde(default)]
+    pub schema: Option<IndexMap<String, String>>,
+    /// What the rows are.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[async_trait]
+impl SourceConnector for InlineSourceSpec {
+    fn kind(&self) -> &'static str {
+        "inline"
+    }
+    fn schema(&self) -> Option<&IndexMap<String, String>> {
+        self.schema.as_ref()
+    }
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.rows.is_empty() && self.schema.is_none() {
+            cx.error("rows", "an inline source without rows needs a `schema`");
+        }
+    }
+    async fn build(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        Ok(Built {
+            table: build(cx.source, self)?,
+            bad_rows: None,
+        })
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `type: inline`.
+pub const ENTRY: SourceEntry = SourceEntry {
+    name: "inline",
+    aliases: &[],
+    parse: |node, path| Ok(Arc::new(parse_config::<InlineSourceSpec>(node, path)?)),
+    schema: config_schema::<InlineSourceSpec>,
+};
 
 /// Builds an in-memory table from inline rows (used for test fixtures too).
 pub fn build(src: &Source, spec: &InlineSourceSpec) -> Result<Arc<dyn TableProvider>, SourceError> {

@@ -1,30 +1,19 @@
 //! Sources: each connector turns a validated [`Source`] into a DataFusion table.
 //!
-//! The registry is the `match` in [`register`]: one arm per connector, one file per
-//! connector. File formats go through DataFusion's listing tables (parallel, streaming,
-//! object-store aware); `lines` and `inline` build in-memory tables.
+//! One module per connector (see [`crate::connector::SOURCES`] for the registry): files
+//! (csv, json, parquet, avro, lines), inline rows, PostgreSQL and MySQL.
 
-mod bounded;
-mod file;
-mod inline;
-mod lines;
-mod locate;
-mod sized;
-mod tolerant;
+pub mod file;
+pub mod inline;
+pub mod mysql;
+pub mod postgres;
 
-use std::sync::Arc;
-
-use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-pub use bounded::MAX_LISTED_ENTRIES;
-pub use file::list_files;
-pub use locate::{BadRow, locate_bad_row};
-pub use tolerant::BadRowLog;
+pub use file::{BadRow, BadRowLog, MAX_LISTED_ENTRIES, list_files};
 
 use crate::model::{Pipeline, Source};
-use crate::spec::SourceSpec;
 use crate::store::StoreError;
 
 /// A source could not be opened or read.
@@ -92,6 +81,14 @@ pub enum SourceError {
         /// The store error.
         error: StoreError,
     },
+    /// A database source failed (connecting, describing, reading).
+    #[error("source `{name}`: {error}")]
+    Db {
+        /// The source.
+        name: String,
+        /// The database error.
+        error: crate::db::DbError,
+    },
     /// The engine refused the table (schema inference, listing).
     #[error("source `{name}`: {error}")]
     Engine {
@@ -102,51 +99,18 @@ pub enum SourceError {
     },
 }
 
-/// Builds the table for a source.
+/// Builds the table for a source with its connector.
 pub async fn build(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     src: &Source,
-) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let connection = src
-        .spec
-        .connection()
-        .and_then(|c| pipeline_connection(pipeline, c));
-    for loc in &src.locations {
-        crate::store::ensure_store(ctx, loc, connection).map_err(|error| SourceError::Store {
-            name: src.name.clone(),
-            error,
-        })?;
-    }
-    match &src.spec {
-        SourceSpec::Csv(_) | SourceSpec::Json(_) | SourceSpec::Parquet(_) | SourceSpec::Avro(_) => {
-            file::build(ctx, src).await
-        }
-        SourceSpec::Lines(spec) => lines::build(ctx, src, &spec.options).await,
-        SourceSpec::Inline(spec) => inline::build(src, spec),
-    }
-}
-
-/// Builds a source whose bad rows are skipped or quarantined (`on_bad_row`), with the log
-/// that counts them.
-pub async fn build_tolerant(
-    ctx: &SessionContext,
-    pipeline: &Pipeline,
-    src: &Source,
-) -> Result<(Arc<dyn TableProvider>, Arc<BadRowLog>), SourceError> {
-    // The typed schema: declared, or inferred by the plain table.
-    let schema = match &src.schema {
-        Some(s) => s.clone(),
-        None => build(ctx, pipeline, src).await?.schema(),
+) -> Result<crate::connector::Built, SourceError> {
+    let cx = crate::connector::BuildCx {
+        ctx,
+        pipeline,
+        source: src,
     };
-    let log = Arc::new(BadRowLog::new(
-        &src.name,
-        src.on_bad_row,
-        &pipeline.state_dir,
-        &pipeline.run_id,
-    ));
-    let table = tolerant::build(ctx, src, schema, log.clone()).await?;
-    Ok((table, log))
+    src.spec.build(&cx).await
 }
 
 /// The options of a named connection, for object stores.

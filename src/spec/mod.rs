@@ -16,9 +16,8 @@ pub use sink::SinkSpec;
 pub use source::SourceSpec;
 
 /// A pipeline file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "etl pipeline")]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(title = "etl pipeline", deny_unknown_fields)]
 pub struct PipelineSpec {
     /// The pipeline's name; defaults to the file name without its extension.
     #[serde(default)]
@@ -70,6 +69,11 @@ pub struct ConnectionSpec {
     /// `access_key_id`, `secret_access_key`, `allow_http`, ...).
     #[serde(default)]
     pub options: IndexMap<String, String>,
+    /// Databases: how many times a failed connection attempt is retried, with backoff
+    /// (default 3; 0 to 10).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10))]
+    pub retries: Option<u32>,
 }
 
 /// An SQL transform.
@@ -224,6 +228,12 @@ pub struct StateSpec {
     /// A local folder, relative to the pipeline file. Default `.etl`.
     #[serde(default)]
     pub dir: Option<String>,
+    /// Where watermarks are kept instead of the local folder, because CI runners lose their
+    /// disks: a PostgreSQL URL (`postgres://...`, table `etl_state.watermarks`; runs also hold
+    /// an advisory lock there) or an object-store URL (`s3://bucket/prefix`). The lock, the
+    /// commit journal and run records stay in the local folder.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// Engine settings.

@@ -1,10 +1,9 @@
 //! Sources, checks and sinks: the per-entry static checks.
 
-use super::{has_glob, is_url, resolve_local};
+use super::{is_url, resolve_local};
 use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
 use crate::model::{Check, CheckKind, Sink, Source};
-use crate::spec::source::OnBadRow;
 use crate::spec::{CheckSpec, SinkSpec, SourceSpec};
 use crate::types::{TYPE_NAMES, schema_from_spec};
 
@@ -27,13 +26,16 @@ pub(super) fn source(
         }
         None => None,
     };
-    check_connection(loaded, &yaml_path, spec.connection(), diags);
-    check_options(loaded, &yaml_path, spec, schema.is_some(), diags);
+    let before = diags.error_count();
+    spec.check(&mut crate::connector::CheckCx {
+        loaded,
+        yaml_path: &yaml_path,
+        diags,
+    });
+    if diags.error_count() > before {
+        return None;
+    }
     let locations = match spec.path() {
-        Some(p) if p.trim().is_empty() => {
-            diags.push(loaded.error_at(&format!("{yaml_path}.path"), "`path` is empty"));
-            return None;
-        }
         Some(p) if is_url(p) => vec![p.to_string()],
         Some(p) => vec![
             resolve_local(&loaded.base_dir, p)
@@ -50,52 +52,6 @@ pub(super) fn source(
         on_bad_row: spec.on_bad_row(),
         yaml_path,
     })
-}
-
-/// Settings that only make sense for some source types, or need a particular shape.
-fn check_options(
-    loaded: &Loaded,
-    yaml_path: &str,
-    spec: &SourceSpec,
-    has_schema: bool,
-    diags: &mut Diagnostics,
-) {
-    if spec.on_bad_row() != OnBadRow::Fail
-        && !matches!(spec, SourceSpec::Csv(_) | SourceSpec::Json(_))
-    {
-        let msg = format!(
-            "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
-            spec.kind()
-        );
-        diags.push(loaded.error_at(&format!("{yaml_path}.on_bad_row"), msg));
-    }
-    super::options::source(loaded, yaml_path, spec, diags);
-    if let SourceSpec::Inline(i) = spec
-        && i.rows.is_empty()
-        && !has_schema
-    {
-        diags.push(loaded.error_at(
-            &format!("{yaml_path}.rows"),
-            "an inline source without rows needs a `schema`",
-        ));
-    }
-}
-
-fn check_connection(
-    loaded: &Loaded,
-    yaml_path: &str,
-    connection: Option<&str>,
-    diags: &mut Diagnostics,
-) {
-    if let Some(c) = connection
-        && !loaded.spec.connections.contains_key(c)
-    {
-        let d = loaded.error_at(
-            &format!("{yaml_path}.connection"),
-            format!("unknown connection `{c}`"),
-        );
-        diags.push(d.suggest(c, loaded.spec.connections.keys().map(String::as_str)));
-    }
 }
 
 pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostics) -> Vec<Check> {
@@ -218,8 +174,6 @@ pub(super) fn sink(
     diags: &mut Diagnostics,
 ) -> Option<Sink> {
     let yaml_path = format!("sinks.{name}");
-    let (path, partition_by, mode) = (spec.path(), spec.partition_by(), spec.mode());
-    let ext = format!(".{}", spec.kind());
     let from = spec.from();
     let mut ok = true;
     if !relations.contains(&from) {
@@ -230,47 +184,45 @@ pub(super) fn sink(
         diags.push(d.suggest(from, relations.iter().copied()));
         ok = false;
     }
-    check_connection(loaded, &yaml_path, spec.connection(), diags);
-    super::options::sink(loaded, &yaml_path, spec, diags);
-    let lower = path.to_ascii_lowercase();
-    let single_file = partition_by.is_empty()
-        && (lower.ends_with(&ext)
-            || (ext == ".json" && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))));
-    if single_file && mode == crate::spec::sink::SinkMode::Append {
-        diags.push(
-            loaded
-                .error_at(
-                    &format!("{yaml_path}.mode"),
-                    "`append` adds part files to a folder, but this path names one file",
-                )
-                .with_help(format!(
-                    "drop the `{ext}` extension from `path` to write a folder of parts"
-                )),
-        );
-        ok = false;
-    }
-    if path.trim().is_empty() || has_glob(path) {
-        diags.push(loaded.error_at(
-            &format!("{yaml_path}.path"),
-            "a sink path is a folder or a file name, without wildcards",
-        ));
-        ok = false;
-    }
-    let location = if is_url(path) {
-        path.to_string()
-    } else {
-        resolve_local(&loaded.base_dir, path)
-            .to_string_lossy()
-            .into_owned()
+    let before = diags.error_count();
+    spec.check(&mut crate::connector::CheckCx {
+        loaded,
+        yaml_path: &yaml_path,
+        diags,
+    });
+    ok &= diags.error_count() == before;
+    let (location, single_file) = match spec.path() {
+        Some(path) if is_url(path) => (path.to_string(), single_file_path(spec, path)),
+        Some(path) => (
+            resolve_local(&loaded.base_dir, path)
+                .to_string_lossy()
+                .into_owned(),
+            single_file_path(spec, path),
+        ),
+        None => (String::new(), false),
     };
-    ok.then(|| Sink {
+    let mut sink = Sink {
         name: name.to_string(),
         from: from.to_string(),
         spec: spec.clone(),
         location,
         single_file,
-        partition_by: partition_by.to_vec(),
-        mode,
+        partition_by: spec.partition_by().to_vec(),
+        mode: spec.mode(),
+        replace_existing: spec.replace_existing(),
         yaml_path,
-    })
+    };
+    if spec.path().is_none() {
+        sink.location = spec.describe_target(&sink);
+    }
+    ok.then_some(sink)
+}
+
+/// True when a file sink's path names one file (the format's extension, no partitions).
+fn single_file_path(spec: &SinkSpec, path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let kind = spec.kind();
+    spec.partition_by().is_empty()
+        && (lower.ends_with(&format!(".{kind}"))
+            || (kind == "json" && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))))
 }

@@ -6,8 +6,9 @@
 
 mod components;
 mod depth;
-mod options;
+pub mod options;
 mod partition;
+mod paths;
 mod sql;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::model::{Pipeline, Sink, Source};
 use crate::yaml::{self, Kind};
 
 pub use partition::partition_problems;
+pub use paths::canonical;
 pub use sql::{parse_sql, sql_error_pos, table_refs};
 
 /// Validates a loaded pipeline.
@@ -65,24 +67,38 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
             ));
         }
     }
-    if diags.has_errors() {
-        return Err(diags);
-    }
     let state_dir = std::env::var_os("ETL_STATE_DIR")
-        .map(PathBuf::from)
+        .map(|d| {
+            resolve_local(
+                &std::env::current_dir().unwrap_or_default(),
+                &d.to_string_lossy(),
+            )
+        })
         .or_else(|| {
             spec.state
                 .as_ref()
                 .and_then(|s| s.dir.as_deref())
                 .map(|d| resolve_local(&loaded.base_dir, d))
         })
-        .unwrap_or_else(|| loaded.base_dir.join(".etl"));
+        .unwrap_or_else(|| resolve_local(&loaded.base_dir, ".etl"));
+    paths::check(
+        loaded,
+        &sources,
+        &transforms,
+        &sinks,
+        &state_dir,
+        &mut diags,
+    );
+    if diags.has_errors() {
+        return Err(diags);
+    }
     Ok(Pipeline {
         name: loaded.name.clone(),
         description: spec.description.clone(),
         file: loaded.file.clone(),
         base_dir: loaded.base_dir.clone(),
         state_dir,
+        state_url: spec.state.as_ref().and_then(|s| s.url.clone()),
         run_id: loaded.run_id.clone(),
         vars: loaded.vars.clone(),
         connections: spec.connections.clone(),
@@ -154,7 +170,8 @@ pub fn is_url(p: &str) -> bool {
     .any(|s| p.starts_with(s))
 }
 
-pub(super) fn has_glob(p: &str) -> bool {
+/// True when a path has glob wildcards.
+pub fn has_glob(p: &str) -> bool {
     p.contains(['*', '?', '['])
 }
 

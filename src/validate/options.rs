@@ -1,13 +1,14 @@
 //! Option values checked against what the engine accepts: memory limits, single-character
-//! CSV settings, NULL markers, folder extensions, Parquet compression, row-count bounds, and
-//! declared column types against what each source format can read. Whole-number ranges are
-//! checked while deserializing (`spec::range`); this is the rest, so that a value `validate`
-//! accepts is a value the run can use.
+//! CSV settings, NULL markers, folder extensions, and declared column types against what
+//! each source format can read. Whole-number ranges are checked while deserializing
+//! (`spec::range`); connectors call these helpers from their `check`, so that a value
+//! `validate` accepts is a value the run can use.
 
+use indexmap::IndexMap;
+
+use crate::connector::CheckCx;
 use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
-use crate::spec::sink::parquet_compression;
-use crate::spec::{SinkSpec, SourceSpec};
 use crate::types::{format_cannot_read, parse_type};
 
 /// The most NULL markers a CSV source may list, and the longest one.
@@ -30,7 +31,7 @@ pub(super) fn engine(loaded: &Loaded, diags: &mut Diagnostics) {
 }
 
 /// A one-character CSV setting: one ASCII character, not a line break.
-fn one_char(value: &str) -> Result<u8, String> {
+pub fn one_char(value: &str) -> Result<u8, String> {
     match value.as_bytes() {
         [b'\n' | b'\r'] => Err("a line break cannot be used here".into()),
         [b] if b.is_ascii() => Ok(*b),
@@ -38,60 +39,16 @@ fn one_char(value: &str) -> Result<u8, String> {
     }
 }
 
-/// Checks the options of a source: CSV characters, NULL markers, extensions, and that its
-/// declared types are ones its format can read.
-pub(super) fn source(loaded: &Loaded, yaml_path: &str, spec: &SourceSpec, diags: &mut Diagnostics) {
-    let at = |key: &str| format!("{yaml_path}.options.{key}");
-    let extension = match spec {
-        SourceSpec::Csv(c) => {
-            csv_chars(loaded, yaml_path, &c.options, diags);
-            let nulls = &c.options.null_values;
-            if nulls.len() > MAX_NULL_VALUES {
-                let msg = format!(
-                    "at most {MAX_NULL_VALUES} NULL markers, found {}",
-                    nulls.len()
-                );
-                diags.push(loaded.error_at(&at("null_values"), msg));
-            }
-            if let Some(i) = nulls.iter().position(|v| v.len() > MAX_NULL_VALUE_LEN) {
-                let msg = format!("a NULL marker is at most {MAX_NULL_VALUE_LEN} bytes");
-                diags.push(loaded.error_at(&format!("{}[{i}]", at("null_values")), msg));
-            }
-            c.options.extension.as_deref()
-        }
-        SourceSpec::Json(j) => j.options.extension.as_deref(),
-        _ => None,
-    };
-    if let Some(ext) = extension
-        && (ext.trim().is_empty() || ext.contains(['/', '\\', '*', '?', '[']))
-    {
-        let msg = format!(
-            "`extension` is a file name ending such as `.csv` (not empty, no `/`, no wildcards), found `{ext}`"
-        );
-        diags.push(loaded.error_at(&at("extension"), msg));
-    }
-    declared_types(loaded, yaml_path, spec, diags);
-}
-
-fn csv_chars(
-    loaded: &Loaded,
-    yaml_path: &str,
-    o: &crate::spec::source::CsvOptions,
-    diags: &mut Diagnostics,
-) {
+/// Checks CSV's one-character options (`("delimiter", value)`, ...): each one ASCII
+/// character, and none but the delimiter equal to the delimiter.
+pub fn csv_characters(cx: &mut CheckCx<'_>, options: &[(&str, Option<&String>)]) {
     let mut chars = Vec::new();
-    for (key, v) in [
-        ("delimiter", &o.delimiter),
-        ("quote", &o.quote),
-        ("escape", &o.escape),
-        ("comment", &o.comment),
-    ] {
+    for (key, v) in options {
         let Some(v) = v else { continue };
         match one_char(v) {
-            Ok(b) => chars.push((key, b)),
+            Ok(b) => chars.push((*key, b)),
             Err(msg) => {
-                let msg = format!("`{key}`: {msg}");
-                diags.push(loaded.error_at(&format!("{yaml_path}.options.{key}"), msg));
+                cx.error(&format!("options.{key}"), format!("`{key}`: {msg}"));
             }
         }
     }
@@ -101,59 +58,67 @@ fn csv_chars(
         .map_or(b',', |c| c.1);
     for (key, b) in &chars {
         if *key != "delimiter" && *b == delimiter {
-            let msg = format!("`{key}` is the same character as the delimiter");
-            diags.push(loaded.error_at(&format!("{yaml_path}.options.{key}"), msg));
+            cx.error(
+                &format!("options.{key}"),
+                format!("`{key}` is the same character as the delimiter"),
+            );
         }
     }
 }
 
-fn declared_types(loaded: &Loaded, yaml_path: &str, spec: &SourceSpec, diags: &mut Diagnostics) {
-    if let SourceSpec::Lines(l) = spec {
-        let ok = l.schema.as_ref().is_none_or(|s| {
+/// Checks a CSV source's NULL markers: at most 1000, each at most 1000 bytes.
+pub fn null_values(cx: &mut CheckCx<'_>, values: &[String]) {
+    if values.len() > MAX_NULL_VALUES {
+        let msg = format!(
+            "at most {MAX_NULL_VALUES} NULL markers, found {}",
+            values.len()
+        );
+        cx.error("options.null_values", msg);
+    }
+    if let Some(i) = values.iter().position(|v| v.len() > MAX_NULL_VALUE_LEN) {
+        let msg = format!("a NULL marker is at most {MAX_NULL_VALUE_LEN} bytes");
+        cx.error(&format!("options.null_values[{i}]"), msg);
+    }
+}
+
+/// Checks a folder source's `extension`: not empty, no `/`, no wildcards.
+pub fn extension(cx: &mut CheckCx<'_>, extension: Option<&str>) {
+    if let Some(ext) = extension
+        && (ext.trim().is_empty() || ext.contains(['/', '\\', '*', '?', '[']))
+    {
+        let msg = format!(
+            "`extension` is a file name ending such as `.csv` (not empty, no `/`, no wildcards), found `{ext}`"
+        );
+        cx.error("options.extension", msg);
+    }
+}
+
+/// Checks declared types against what a source of `kind` can read; a `lines` source has
+/// exactly `line: string`.
+pub fn declared_types(cx: &mut CheckCx<'_>, kind: &str, schema: Option<&IndexMap<String, String>>) {
+    if kind == "lines" {
+        let ok = schema.is_none_or(|s| {
             s.len() == 1
                 && s.get("line").and_then(|t| parse_type(t))
                     == Some(datafusion::arrow::datatypes::DataType::Utf8)
         });
         if !ok {
-            let msg = "a `lines` source has one column, `line: string`; parse it in a transform";
-            diags.push(loaded.error_at(&format!("{yaml_path}.schema"), msg));
+            cx.error(
+                "schema",
+                "a `lines` source has one column, `line: string`; parse it in a transform",
+            );
         }
         return;
     }
-    for (col, ty) in spec.schema().into_iter().flatten() {
-        let Some(reason) = parse_type(ty).and_then(|dt| format_cannot_read(spec.kind(), &dt))
-        else {
+    for (col, ty) in schema.into_iter().flatten() {
+        let Some(reason) = parse_type(ty).and_then(|dt| format_cannot_read(kind, &dt)) else {
             continue;
         };
-        let d = loaded.error_at(
-            &format!("{yaml_path}.schema.{col}"),
-            format!(
-                "column `{col}` is declared `{ty}`, which a {} source cannot read",
-                spec.kind()
-            ),
+        let d = cx.error(
+            &format!("schema.{col}"),
+            format!("column `{col}` is declared `{ty}`, which a {kind} source cannot read"),
         );
-        diags.push(d.with_help(reason));
-    }
-}
-
-/// Checks the options of a file sink.
-pub(super) fn sink(loaded: &Loaded, yaml_path: &str, spec: &SinkSpec, diags: &mut Diagnostics) {
-    match spec {
-        SinkSpec::Parquet(p) => {
-            if let Some(c) = &p.options.compression
-                && let Err(e) = parquet_compression(c)
-            {
-                let path = format!("{yaml_path}.options.compression");
-                diags.push(loaded.error_at(&path, e.to_string()));
-            }
-        }
-        SinkSpec::Csv(c) => {
-            if let Some(Err(msg)) = c.options.delimiter.as_deref().map(one_char) {
-                let path = format!("{yaml_path}.options.delimiter");
-                diags.push(loaded.error_at(&path, format!("`delimiter`: {msg}")));
-            }
-        }
-        SinkSpec::Json(_) => {}
+        *d = d.clone().with_help(reason);
     }
 }
 

@@ -263,23 +263,6 @@ fn bad_command_line_values_exit_2() {
 }
 
 #[test]
-fn output_left_by_a_killed_run_is_cleaned_and_never_read() {
-    let (f, p) = pipeline(GOOD);
-    // What a run killed mid-write leaves: a hidden staging folder beside the output.
-    f.file("out/.totals.etl-tmp-deadbeef/part-0.parquet", "partial");
-    f.run(&["run", &p]).expect_code(0);
-    let names: Vec<String> = std::fs::read_dir(f.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, vec!["totals"]);
-    assert_eq!(
-        read_parquet(&f.path().join("out/totals"), &[], &[]).len(),
-        2
-    );
-}
-
-#[test]
 fn validate_output_snapshot() {
     let body = GOOD
         .replace(
@@ -290,23 +273,4 @@ fn validate_output_snapshot() {
     let (f, p) = pipeline(&body);
     let r = f.run(&["validate", &p]).expect_code(2);
     insta::assert_snapshot!("validate_two_errors", r.stderr);
-}
-
-#[test]
-fn output_set_aside_by_a_run_killed_mid_commit_is_restored() {
-    let (f, p) = pipeline(GOOD);
-    f.run(&["run", &p]).expect_code(0);
-    let before = read_parquet(&f.path().join("out/totals"), &[], &[]);
-    // A run killed between moving the old output aside and moving the new one in.
-    std::fs::rename(
-        f.path().join("out/totals"),
-        f.path().join("out/.totals.etl-old-deadbeef"),
-    )
-    .unwrap();
-    f.file("data/sales.csv", "rowid,ts,qty,price\n");
-    // The next run fails on its own (a check), but the old output is back in place first.
-    let failing = format!("{GOOD}\nchecks:\n  totals:\n    - row_count: {{ min: 1 }}\n");
-    f.file("p.yaml", &failing);
-    f.run(&["run", &p]).expect_code(1);
-    assert_eq!(read_parquet(&f.path().join("out/totals"), &[], &[]), before);
 }

@@ -114,7 +114,11 @@ fn fraud_output_is_hive_partitioned_by_date() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     dirs.sort();
-    assert_eq!(dirs, vec!["tx_date=2024-06-30", "tx_date=2024-07-01"]);
+    // The hidden manifest records what the sink wrote.
+    assert_eq!(
+        dirs,
+        vec![".etl-manifest", "tx_date=2024-06-30", "tx_date=2024-07-01"]
+    );
 }
 
 #[test]
@@ -124,6 +128,7 @@ fn example_pipeline_tests_pass() {
         "customer_anonymize",
         "web_logs",
         "card_fraud",
+        "warehouse",
     ]
     .iter()
     .map(|p| {
@@ -153,4 +158,61 @@ fn example_pipelines_validate() {
         let run = etl(&repo(), &["validate", file.to_str().unwrap()]).expect_code(0);
         assert!(run.stdout.contains("valid"), "{}", run.stdout);
     }
+}
+
+/// Seeds the shop's `sales` table with the example's own script.
+fn seed_sales(url: &str, n: usize) {
+    let script = std::fs::read_to_string(repo().join("pipelines/warehouse/sales.sql")).unwrap();
+    crate::servers::MySqlServer::exec(url, &format!("SET @n = {n};\n{script}"));
+}
+
+#[test]
+fn warehouse_example_loads_the_star_schema_incrementally_and_exactly_once() {
+    use crate::servers::*;
+    let (shop, wh) = (mysql().fresh_db("shop"), pg().fresh_db("warehouse"));
+    seed_sales(&shop, 300);
+    let state = tempfile::tempdir().unwrap();
+    let file = repo().join("pipelines/warehouse.yaml");
+    let env = [
+        ("SHOP_URL", shop.as_str()),
+        ("WAREHOUSE_URL", wh.as_str()),
+        ("ETL_STATE_DIR", state.path().to_str().unwrap()),
+    ];
+    let run = || etl_env(&repo(), &["run", file.to_str().unwrap()], &env).expect_code(0);
+    // What the shop holds, computed by MariaDB itself.
+    let expected = |extra: &str| {
+        MySqlServer::sql(
+            &shop,
+            &format!("SELECT COUNT(*), SUM(quantity * price), COUNT(DISTINCT DATE(ts)) FROM sales {extra}"),
+        )[0]
+            .clone()
+    };
+    let loaded = || {
+        PgServer::sql(
+            &wh,
+            "SELECT count(*), sum(amount), (SELECT count(*) FROM star.dim_date) FROM star.fact_sales",
+        )[0]
+            .clone()
+    };
+    run();
+    assert_eq!(loaded(), expected(""));
+    assert_eq!(
+        PgServer::sql(&wh, "SELECT category FROM star.dim_category ORDER BY 1").concat(),
+        vec!["Garden", "Kitchen", "Office"]
+    );
+    assert_eq!(
+        PgServer::sql(&wh, "SELECT country_code FROM star.dim_country ORDER BY 1").concat(),
+        vec!["DE", "FR", "GB", "NL", "US", "XX"]
+    );
+    seed_sales(&shop, 120);
+    run();
+    run();
+    assert_eq!(loaded(), expected(""));
+    assert_eq!(
+        PgServer::sql(
+            &wh,
+            "SELECT count(*) - count(DISTINCT rowid) FROM star.fact_sales"
+        ),
+        vec![vec!["0"]]
+    );
 }

@@ -1,13 +1,21 @@
 //! Integration tests: the real `etl` binary on fixture pipelines, outputs read back.
 //!
-//! One test binary (faster to build); each module covers one area.
+//! One test binary (faster to build); each module covers one area. Helpers: `util` (run the
+//! binary, fixtures, read outputs back) and `servers` (throwaway PostgreSQL and MariaDB).
 
+mod servers;
 mod util;
 
 mod cli;
+mod db_harness;
 mod errors;
 mod examples;
 mod fuzz;
+mod incremental;
+mod mysql;
 mod object_store;
+mod postgres;
+mod safety;
+mod secrets;
 mod sinks;
 mod sources;

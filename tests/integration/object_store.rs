@@ -160,4 +160,65 @@ sinks:
         "no staging objects left: {listing}"
     );
     assert!(listing.contains("out/total.csv"), "{listing}");
+
+    // An object etl did not write in a target prefix is refused before anything is read.
+    http(port, "PUT", "/etl-test/theirs/notes.txt", b"keep me");
+    f.file(
+        "foreign.yaml",
+        "sources:\n  s: { type: inline, rows: [ { a: 1 } ] }\nsinks:\n  o: { from: s, type: parquet, path: \"s3://etl-test/theirs\" }\n",
+    );
+    let r = etl_env(f.path(), &["run", "foreign.yaml"], &env).expect_code(2);
+    assert!(r.stderr.contains("theirs/notes.txt"), "{}", r.stderr);
+    let (_, listing) = http(port, "GET", "/etl-test?list-type=2&prefix=theirs/", b"");
+    assert!(
+        listing.contains("theirs/notes.txt"),
+        "left untouched: {listing}"
+    );
+    assert!(!listing.contains(".parquet"), "{listing}");
+
+    // A run killed at any step of its commit is finished (or undone) by `etl state`.
+    let mut k = 1;
+    loop {
+        let fault = format!("commit:{k}");
+        let mut with_fault = env.to_vec();
+        with_fault.push(("ETL_FAULT", fault.as_str()));
+        let r = etl_env(f.path(), &["run", "write.yaml"], &with_fault);
+        if r.code == 0 {
+            assert!(k > 4, "only {k} commit steps were exercised");
+            break;
+        }
+        assert_eq!(r.code, -1, "step {k}: {}", r.stderr);
+        etl_env(f.path(), &["state", "write.yaml"], &env).expect_code(0);
+        let (_, listing) = http(port, "GET", "/etl-test?list-type=2&prefix=out/", b"");
+        assert!(!listing.contains("etl-tmp"), "step {k}: {listing}");
+        etl_env(f.path(), &["run", "read.yaml"], &env).expect_code(0);
+        assert_eq!(
+            read_csv(&f.path().join("back.csv"), &[]).len(),
+            3,
+            "step {k}"
+        );
+        k += 1;
+    }
+
+    // Watermarks can live in the bucket, for CI runners that lose their disks.
+    f.file("in/a.csv", "id\n1\n2\n");
+    f.file(
+        "inc.yaml",
+        "state: { url: \"s3://etl-test/state\" }\nsources:\n  s: { type: csv, path: \"in/*.csv\", schema: { id: bigint }, incremental: { cursor: id } }\nsinks:\n  o: { from: s, type: csv, path: out/inc.csv }\n",
+    );
+    etl_env(f.path(), &["run", "inc.yaml"], &env).expect_code(0);
+    let (_, listing) = http(port, "GET", "/etl-test?list-type=2&prefix=state/", b"");
+    assert!(
+        listing.contains("state/pipelines/inc/watermarks.json"),
+        "{listing}"
+    );
+    f.file("in/b.csv", "id\n3\n");
+    let other = tempfile::tempdir().unwrap();
+    let mut elsewhere = env.to_vec();
+    elsewhere.push(("ETL_STATE_DIR", other.path().to_str().unwrap()));
+    etl_env(f.path(), &["run", "inc.yaml"], &elsewhere).expect_code(0);
+    assert_eq!(
+        read_csv(&f.path().join("out/inc.csv"), &["id"]),
+        vec![vec!["3"]]
+    );
 }

@@ -13,9 +13,9 @@ use datafusion::arrow::json::ReaderBuilder as JsonReaderBuilder;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
-use super::file::{compression_of, df_compression, list_files, store_for};
+use super::listing::{compression_of, df_compression, list_files, store_for};
+use super::{CsvOptions, Format as SourceFormat};
 use crate::model::Source;
-use crate::spec::SourceSpec;
 
 /// A row that does not parse.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,14 +74,15 @@ fn display_path(meta: &object_store::ObjectMeta, src: &Source) -> String {
 pub async fn locate_bad_row(
     ctx: &SessionContext,
     src: &Source,
+    format: SourceFormat<'_>,
     schema: SchemaRef,
 ) -> Option<BadRow> {
     let files = list_files(ctx, src, "").await.ok()?;
     for meta in files {
         let file = display_path(&meta, src);
-        let found = match &src.spec {
-            SourceSpec::Csv(spec) => scan_csv(open(ctx, src, &file).await?, spec, schema.clone()),
-            SourceSpec::Json(_) => scan_json(open(ctx, src, &file).await?, schema.clone()),
+        let found = match format {
+            SourceFormat::Csv(o) => scan_csv(open(ctx, src, &file).await?, o, schema.clone()),
+            SourceFormat::Json(_) => scan_json(open(ctx, src, &file).await?, schema.clone()),
             _ => return None,
         };
         if let Some((line, reason)) = found {
@@ -98,10 +99,9 @@ pub async fn locate_bad_row(
 
 fn scan_csv(
     reader: Box<dyn Read + Send>,
-    spec: &crate::spec::source::FileSourceSpec<crate::spec::source::CsvOptions>,
+    o: &CsvOptions,
     schema: SchemaRef,
 ) -> Option<(Option<usize>, String)> {
-    let o = &spec.options;
     let header = o.header.unwrap_or(true);
     let mut format = Format::default()
         .with_header(header)

@@ -4,8 +4,8 @@
 //! known. A row is bad when it does not parse (wrong number of fields, invalid JSON) or a
 //! value does not fit its column's type. Good rows flow on as typed batches; bad rows are
 //! counted, and with `quarantine` written as JSON lines (source, file, line, reason, raw
-//! row) to `<state dir>/quarantine/<source>/<run id>.jsonl`. Nothing is read or written
-//! before the query runs, so `validate`, `explain` and dry runs leave no trace.
+//! row; secrets masked) to `<state dir>/quarantine/<source>/<run id>.jsonl`. Nothing is read
+//! or written before the query runs, so `validate`, `explain` and dry runs leave no trace.
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,10 +25,10 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 
-use super::SourceError;
-use super::file::{compression_of, df_compression, list_files};
+use super::listing::{compression_of, df_compression, list_files};
+use super::{CsvOptions, Format};
 use crate::model::Source;
-use crate::spec::SourceSpec;
+use crate::source::SourceError;
 use crate::spec::source::OnBadRow;
 
 const BATCH_ROWS: usize = 8192;
@@ -134,6 +134,7 @@ impl BadRowLog {
             )));
         }
         let entry = serde_json::json!({"source": self.source, "file": file, "line": line, "reason": reason, "row": raw});
+        let entry = crate::secrets::json_line(entry);
         let w = inner.writer.as_mut().expect("opened above");
         writeln!(w, "{entry}")
             .and_then(|_| w.flush())
@@ -237,8 +238,8 @@ fn read_file(
     let compression = compression_of(src, file);
     let raw = std::fs::File::open(file).map_err(io)?;
     let reader = df_compression(compression).convert_read(raw)?;
-    match &src.spec {
-        SourceSpec::Csv(_) => read_csv(src, file, reader, schema, log, emit),
+    match super::format_of(src) {
+        Some(Format::Csv(o)) => read_csv(o, file, reader, schema, log, emit),
         _ => read_json(file, reader, schema, log, emit),
     }
 }
@@ -338,17 +339,13 @@ impl Pending {
 }
 
 fn read_csv(
-    src: &Source,
+    o: &CsvOptions,
     file: &str,
     reader: Box<dyn Read + Send>,
     schema: &SchemaRef,
     log: &BadRowLog,
     emit: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Result<(), DataFusionError> {
-    let SourceSpec::Csv(spec) = &src.spec else {
-        return Ok(());
-    };
-    let o = &spec.options;
     let byte = |s: &Option<String>| s.as_ref().and_then(|v| v.bytes().next());
     let delimiter = byte(&o.delimiter).unwrap_or(b',');
     let mut rdr = csv::ReaderBuilder::new()

@@ -14,10 +14,10 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
-use super::SourceError;
-use super::file::{compression_of, df_compression, list_files, store_for};
+use super::LinesOptions;
+use super::listing::{compression_of, df_compression, list_files, store_for};
 use crate::model::Source;
-use crate::spec::source::LinesOptions;
+use crate::source::SourceError;
 
 const BATCH_ROWS: usize = 8192;
 

@@ -22,10 +22,10 @@ use datafusion::scalar::ScalarValue;
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
-use super::SourceError;
 use super::sized::SizedFormat;
+use super::{CsvOptions, Format};
 use crate::model::Source;
-use crate::spec::SourceSpec;
+use crate::source::SourceError;
 use crate::spec::source::Compression;
 
 /// The compression a file name's extension implies.
@@ -46,9 +46,13 @@ pub fn compression_from_name(name: &str) -> Compression {
 
 /// A file's compression: as the source's options say, else from the file name.
 pub fn compression_of(src: &Source, file: &str) -> Compression {
-    src.spec
-        .compression()
-        .unwrap_or_else(|| compression_from_name(file))
+    let set = match super::format_of(src) {
+        Some(Format::Csv(o)) => o.compression,
+        Some(Format::Json(o)) => o.compression,
+        Some(Format::Lines(o)) => o.compression,
+        _ => None,
+    };
+    set.unwrap_or_else(|| compression_from_name(file))
 }
 
 fn first_location(src: &Source) -> &str {
@@ -185,11 +189,7 @@ fn one_byte(s: &Option<String>) -> Option<u8> {
 }
 
 /// The CSV format for a source's options.
-pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
-    let SourceSpec::Csv(spec) = &src.spec else {
-        return None;
-    };
-    let o = &spec.options;
+pub fn csv_format(src: &Source, o: &CsvOptions) -> (CsvFormat, String) {
     let compression = compression_of(src, first_location(src));
     let mut opts = DfCsvOptions::default()
         .with_has_header(o.header.unwrap_or(true))
@@ -209,30 +209,31 @@ pub fn csv_format(src: &Source) -> Option<(CsvFormat, String)> {
         .extension
         .clone()
         .unwrap_or_else(|| format!(".csv{}", compression_ext(compression)));
-    Some((format, ext))
+    (format, ext)
 }
 
 /// The DataFusion format of a file source and the extension its folder files carry.
-fn format_of(src: &Source) -> (Arc<dyn FileFormat>, String) {
-    match &src.spec {
-        SourceSpec::Csv(_) => {
-            let (f, ext) = csv_format(src).unwrap_or_else(|| (CsvFormat::default(), ".csv".into()));
+fn df_format(src: &Source, format: Format<'_>) -> (Arc<dyn FileFormat>, String) {
+    match format {
+        Format::Csv(o) => {
+            let (f, ext) = csv_format(src, o);
             (Arc::new(SizedFormat::new(Arc::new(f))), ext)
         }
-        SourceSpec::Json(spec) => {
+        Format::Json(o) => {
             let compression = compression_of(src, first_location(src));
             let f = JsonFormat::default()
                 .with_file_compression_type(df_compression(compression))
-                .with_schema_infer_max_rec(spec.options.infer_rows.unwrap_or(1000));
-            let ext = spec
-                .options
+                .with_schema_infer_max_rec(o.infer_rows.unwrap_or(1000));
+            let ext = o
                 .extension
                 .clone()
                 .unwrap_or_else(|| format!(".json{}", compression_ext(compression)));
             (Arc::new(SizedFormat::new(Arc::new(f))), ext)
         }
-        SourceSpec::Avro(_) => (Arc::new(AvroFormat), ".avro".into()),
-        _ => (Arc::new(ParquetFormat::default()), ".parquet".into()),
+        Format::Avro => (Arc::new(AvroFormat), ".avro".into()),
+        Format::Parquet | Format::Lines(_) => {
+            (Arc::new(ParquetFormat::default()), ".parquet".into())
+        }
     }
 }
 
@@ -240,8 +241,9 @@ fn format_of(src: &Source) -> (Arc<dyn FileFormat>, String) {
 pub async fn build(
     ctx: &SessionContext,
     src: &Source,
+    source_format: Format<'_>,
 ) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let (format, ext) = format_of(src);
+    let (format, ext) = df_format(src, source_format);
     let files = list_files(ctx, src, &ext).await?;
     let urls = src
         .locations
@@ -280,12 +282,12 @@ pub async fn build(
         name: src.name.clone(),
         error,
     };
-    if let SourceSpec::Csv(spec) = &src.spec
-        && !spec.options.null_values.is_empty()
+    if let Format::Csv(o) = source_format
+        && !o.null_values.is_empty()
         && let Some(typed) = config.file_schema.clone()
     {
         let raw = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options);
-        return null_markers_view(ctx, raw, typed, &spec.options.null_values).map_err(engine);
+        return null_markers_view(ctx, raw, typed, &o.null_values).map_err(engine);
     }
     Ok(Arc::new(ListingTable::try_new(config).map_err(engine)?))
 }

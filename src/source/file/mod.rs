@@ -1,0 +1,424 @@
+//! File sources: `csv`, `json`, `parquet`, `avro` and `lines`, locally or on object stores.
+//!
+//! One config struct, [`FileSourceSpec`], with per-format options. Formats read through
+//! DataFusion's listing tables (parallel, streaming, object-store aware) except `lines` (a
+//! column of text lines) and sources that tolerate bad rows (read serially per file, so every
+//! row's physical line is known: see [`tolerant`]).
+
+mod bounded;
+mod lines;
+pub mod listing;
+mod locate;
+mod sized;
+pub mod tolerant;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use bounded::MAX_LISTED_ENTRIES;
+pub use listing::{compression_from_name, list_files};
+pub use locate::{BadRow, describe_csv_error};
+pub use tolerant::BadRowLog;
+
+use super::SourceError;
+
+/// The most rows schema inference may look at (`infer_rows`).
+pub const MAX_INFER_ROWS: u64 = 10_000_000;
+use crate::connector::{
+    BuildCx, Built, CheckCx, SourceConnector, SourceEntry, config_schema, parse_config,
+};
+use crate::model::Source;
+use crate::spec::source::{Compression, IncrementalSpec, OnBadRow};
+
+/// A file-based source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceSpec<O: Default> {
+    /// A file, a directory, a glob (`data/*.csv`), or an `s3://`, `gs://`, `az://` or
+    /// `https://` URL. Relative paths are relative to the pipeline file.
+    pub path: String,
+    /// Column names and SQL types (`bigint`, `decimal(10,2)`, `timestamp`, ...). Inferred from
+    /// the data when absent. Each type must be one the format can read: CSV has no `binary`;
+    /// JSON reads `binary` from hex strings; a `lines` source has exactly `line: string`.
+    #[serde(default)]
+    pub schema: Option<IndexMap<String, String>>,
+    /// Format options.
+    #[serde(default)]
+    pub options: O,
+    /// What to do with rows that do not parse.
+    #[serde(default)]
+    pub on_bad_row: OnBadRow,
+    /// Read only rows past the last committed value of a cursor column.
+    #[serde(default)]
+    pub incremental: Option<IncrementalSpec>,
+    /// The connection holding object-store credentials, if not from the environment.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// What the source holds.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Parquet reading options (none yet).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetOptions {}
+
+/// Avro reading options (none yet).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvroOptions {}
+
+/// CSV reading options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    /// The first line holds column names (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Field separator, one ASCII character other than a line break (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Quote character, one ASCII character other than a line break and the delimiter
+    /// (default `"`).
+    #[serde(default)]
+    pub quote: Option<String>,
+    /// Escape character inside quoted fields, one ASCII character (default: doubled quotes).
+    #[serde(default)]
+    pub escape: Option<String>,
+    /// Lines starting with this character (one ASCII character) are skipped.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`); at most 1000,
+    /// each at most 1000 bytes.
+    #[serde(default)]
+    pub null_values: Vec<String>,
+    /// Compression; by default taken from the file extension (`.gz`, `.zst`, `.bz2`, `.xz`).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Only read files with this extension when `path` is a directory (default `.csv`
+    /// plus the compression's extension); not empty, no `/` and no wildcards.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
+    pub infer_rows: Option<usize>,
+}
+
+/// JSON reading options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonOptions {
+    /// Compression; by default taken from the file extension.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Only read files with this extension when `path` is a directory; not empty, no `/`
+    /// and no wildcards.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
+    pub infer_rows: Option<usize>,
+}
+
+/// `lines` reading options.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinesOptions {
+    /// Compression; by default taken from the file extension.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Skip empty lines (default false).
+    #[serde(default)]
+    pub skip_empty: bool,
+}
+
+/// A source's format with its options, as the readers in this module need it.
+#[derive(Debug, Clone, Copy)]
+pub enum Format<'a> {
+    /// CSV.
+    Csv(&'a CsvOptions),
+    /// Newline-delimited JSON.
+    Json(&'a JsonOptions),
+    /// Parquet.
+    Parquet,
+    /// Avro.
+    Avro,
+    /// Text lines.
+    Lines(&'a LinesOptions),
+}
+
+/// What differs between the file formats.
+pub trait FileOptions:
+    Default + Clone + std::fmt::Debug + Send + Sync + JsonSchema + for<'de> Deserialize<'de> + 'static
+{
+    /// The connector's `type`.
+    const KIND: &'static str;
+    /// The format, with these options.
+    fn format(&self) -> Format<'_>;
+    /// Compression set in the options (`None`: from the file name).
+    fn compression(&self) -> Option<Compression> {
+        None
+    }
+    /// Whether bad rows can be skipped or quarantined.
+    const TOLERANT: bool = false;
+    /// Checks of the options.
+    fn check(&self, _cx: &mut CheckCx<'_>) {}
+}
+
+impl FileOptions for CsvOptions {
+    const KIND: &'static str = "csv";
+    const TOLERANT: bool = true;
+    fn format(&self) -> Format<'_> {
+        Format::Csv(self)
+    }
+    fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        use crate::validate::options;
+        options::csv_characters(
+            cx,
+            &[
+                ("delimiter", self.delimiter.as_ref()),
+                ("quote", self.quote.as_ref()),
+                ("escape", self.escape.as_ref()),
+                ("comment", self.comment.as_ref()),
+            ],
+        );
+        options::null_values(cx, &self.null_values);
+        options::extension(cx, self.extension.as_deref());
+    }
+}
+
+impl FileOptions for JsonOptions {
+    const KIND: &'static str = "json";
+    const TOLERANT: bool = true;
+    fn format(&self) -> Format<'_> {
+        Format::Json(self)
+    }
+    fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        crate::validate::options::extension(cx, self.extension.as_deref());
+    }
+}
+
+impl FileOptions for ParquetOptions {
+    const KIND: &'static str = "parquet";
+    fn format(&self) -> Format<'_> {
+        Format::Parquet
+    }
+}
+
+impl FileOptions for AvroOptions {
+    const KIND: &'static str = "avro";
+    fn format(&self) -> Format<'_> {
+        Format::Avro
+    }
+}
+
+impl FileOptions for LinesOptions {
+    const KIND: &'static str = "lines";
+    fn format(&self) -> Format<'_> {
+        Format::Lines(self)
+    }
+    fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
+}
+
+/// The format of a file source (`None` for other connectors).
+pub fn format_of(src: &Source) -> Option<Format<'_>> {
+    let any = src.spec.as_any();
+    if let Some(s) = any.downcast_ref::<FileSourceSpec<CsvOptions>>() {
+        return Some(s.options.format());
+    }
+    if let Some(s) = any.downcast_ref::<FileSourceSpec<JsonOptions>>() {
+        return Some(s.options.format());
+    }
+    if let Some(s) = any.downcast_ref::<FileSourceSpec<ParquetOptions>>() {
+        return Some(s.options.format());
+    }
+    if let Some(s) = any.downcast_ref::<FileSourceSpec<AvroOptions>>() {
+        return Some(s.options.format());
+    }
+    any.downcast_ref::<FileSourceSpec<LinesOptions>>()
+        .map(|s| s.options.format())
+}
+
+impl<O: FileOptions> FileSourceSpec<O> {
+    /// A source reading `path` with default options (test fixtures).
+    pub fn at(path: &str, schema: Option<IndexMap<String, String>>) -> Self {
+        Self {
+            path: path.to_string(),
+            schema,
+            options: O::default(),
+            on_bad_row: OnBadRow::Fail,
+            incremental: None,
+            connection: None,
+            description: None,
+        }
+    }
+}
+
+#[async_trait]
+impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
+    fn kind(&self) -> &'static str {
+        O::KIND
+    }
+    fn path(&self) -> Option<&str> {
+        Some(&self.path)
+    }
+    fn connection(&self) -> Option<&str> {
+        self.connection.as_deref()
+    }
+    fn schema(&self) -> Option<&IndexMap<String, String>> {
+        if O::KIND == "lines" {
+            None
+        } else {
+            self.schema.as_ref()
+        }
+    }
+    fn on_bad_row(&self) -> OnBadRow {
+        self.on_bad_row
+    }
+    fn incremental(&self) -> Option<&IncrementalSpec> {
+        self.incremental.as_ref()
+    }
+
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        if self.on_bad_row != OnBadRow::Fail && !O::TOLERANT {
+            cx.error(
+                "on_bad_row",
+                format!(
+                    "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
+                    O::KIND
+                ),
+            );
+        }
+        if self.path.trim().is_empty() {
+            cx.error("path", "`path` is empty");
+        }
+        if let Some(c) = &self.connection {
+            cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
+        }
+        crate::validate::options::declared_types(cx, O::KIND, self.schema.as_ref());
+        self.options.check(cx);
+    }
+
+    async fn build(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        let src = cx.source;
+        let connection = self
+            .connection
+            .as_deref()
+            .and_then(|c| super::pipeline_connection(cx.pipeline, c));
+        for loc in &src.locations {
+            crate::store::ensure_store(cx.ctx, loc, connection).map_err(|error| {
+                SourceError::Store {
+                    name: src.name.clone(),
+                    error,
+                }
+            })?;
+        }
+        let format = self.options.format();
+        let plain = || async {
+            match format {
+                Format::Lines(o) => lines::build(cx.ctx, src, o).await,
+                _ => listing::build(cx.ctx, src, format).await,
+            }
+        };
+        if src.on_bad_row == OnBadRow::Fail {
+            return Ok(Built {
+                table: plain().await?,
+                bad_rows: None,
+            });
+        }
+        // The typed schema: declared, or inferred by the plain table.
+        let schema = match &src.schema {
+            Some(s) => s.clone(),
+            None => plain().await?.schema(),
+        };
+        let log = Arc::new(BadRowLog::new(
+            &src.name,
+            src.on_bad_row,
+            &cx.pipeline.state_dir,
+            &cx.pipeline.run_id,
+        ));
+        let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
+        Ok(Built {
+            table,
+            bad_rows: Some(log),
+        })
+    }
+
+    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
+        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn parse<O: FileOptions>(
+    node: &crate::yaml::Node,
+    path: &str,
+) -> Result<Arc<dyn SourceConnector>, crate::yaml::DeError> {
+    Ok(Arc::new(parse_config::<FileSourceSpec<O>>(node, path)?))
+}
+
+/// `type: csv`.
+pub const CSV: SourceEntry = SourceEntry {
+    name: "csv",
+    aliases: &[],
+    parse: parse::<CsvOptions>,
+    schema: config_schema::<FileSourceSpec<CsvOptions>>,
+};
+
+/// `type: json` (newline-delimited JSON; also `jsonl`, `ndjson`).
+pub const JSON: SourceEntry = SourceEntry {
+    name: "json",
+    aliases: &["jsonl", "ndjson"],
+    parse: parse::<JsonOptions>,
+    schema: config_schema::<FileSourceSpec<JsonOptions>>,
+};
+
+/// `type: parquet`.
+pub const PARQUET: SourceEntry = SourceEntry {
+    name: "parquet",
+    aliases: &[],
+    parse: parse::<ParquetOptions>,
+    schema: config_schema::<FileSourceSpec<ParquetOptions>>,
+};
+
+/// `type: avro`.
+pub const AVRO: SourceEntry = SourceEntry {
+    name: "avro",
+    aliases: &[],
+    parse: parse::<AvroOptions>,
+    schema: config_schema::<FileSourceSpec<AvroOptions>>,
+};
+
+/// `type: lines` (one row per text line, in a column `line`).
+pub const LINES: SourceEntry = SourceEntry {
+    name: "lines",
+    aliases: &[],
+    parse: parse::<LinesOptions>,
+    schema: config_schema::<FileSourceSpec<LinesOptions>>,
+};
