@@ -165,12 +165,13 @@ impl FileSinkOptions for ParquetSinkOptions {
     ) -> Result<Vec<RecordBatch>, SinkError> {
         let mut opts = TableParquetOptions::default();
         let compression = self.compression.as_deref().unwrap_or("zstd");
-        opts.global.compression = Some(parquet_compression(compression).map_err(|e| {
-            SinkError::Options {
-                name: sink.name.clone(),
-                reason: e.to_string(),
-            }
-        })?);
+        opts.global.compression =
+            Some(
+                parquet_compression(compression).map_err(|e| SinkError::Options {
+                    name: sink.name.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
         if let Some(n) = self.row_group_size {
             opts.global.max_row_group_size = n;
         }

@@ -53,9 +53,7 @@ pub const MAX_ROW_GROUP_SIZE: u64 = 16 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParquetCompressionError {
     /// Not a codec name.
-    #[error(
-        "unknown Parquet compression `{0}` (zstd, snappy, gzip, lz4, lz4_raw, brotli or none)"
-    )]
+    #[error("unknown Parquet compression `{0}` (zstd, snappy, gzip, lz4, lz4_raw, brotli or none)")]
     Unknown(String),
     /// A level outside the codec's range, or not a number.
     #[error("`{codec}` takes a level from {min} to {max}, found `{level}`")]
@@ -119,10 +117,21 @@ mod tests {
         assert_eq!(parquet_compression("none").as_deref(), Ok("uncompressed"));
         assert_eq!(parquet_compression("snappy").as_deref(), Ok("snappy"));
         assert_eq!(parquet_compression("gzip(0)").as_deref(), Ok("gzip(0)"));
-        assert_eq!(parquet_compression("brotli(11)").as_deref(), Ok("brotli(11)"));
+        assert_eq!(
+            parquet_compression("brotli(11)").as_deref(),
+            Ok("brotli(11)")
+        );
         for bad in [
-            "zip", "", "zstd(999)", "zstd(0)", "gzip(10)", "brotli(12)", "zstd(", "zstd(-1)",
-            "snappy(2)", "zstd()",
+            "zip",
+            "",
+            "zstd(999)",
+            "zstd(0)",
+            "gzip(10)",
+            "brotli(12)",
+            "zstd(",
+            "zstd(-1)",
+            "snappy(2)",
+            "zstd()",
         ] {
             assert!(parquet_compression(bad).is_err(), "{bad}");
         }
