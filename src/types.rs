@@ -62,6 +62,63 @@ pub fn parse_type(name: &str) -> Option<DataType> {
     Some(dt)
 }
 
+/// Why a source of the given type (`csv`, `json`, ...) cannot produce a column of type `dt`,
+/// or `None` when it can. CSV is text: the Arrow CSV reader has no binary columns (JSON and
+/// inline rows read `binary` from hex strings). Columns a CSV source reads as text first
+/// (`null_values`, `on_bad_row`) are cast, and every other declared type casts from text.
+pub fn format_cannot_read(format: &str, dt: &DataType) -> Option<String> {
+    let binary = matches!(
+        dt,
+        DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    );
+    (format == "csv" && binary).then(|| {
+        "CSV is text: declare the column `string` and convert it in SQL (e.g. `decode(col, 'hex')`)"
+            .to_string()
+    })
+}
+
+/// How a sink can write a column it is partitioned by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionValue {
+    /// The writer formats it itself (strings, booleans, integers, floats).
+    Native,
+    /// Written as its text (`CAST(col AS VARCHAR)`): dates, times, timestamps, decimals.
+    AsText,
+    /// No sensible folder name: binary, lists, structs, maps.
+    Unsupported,
+}
+
+/// How a partition column of type `dt` is written into folder names.
+pub fn partition_value(dt: &DataType) -> PartitionValue {
+    use DataType as T;
+    match dt {
+        T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Boolean => PartitionValue::Native,
+        T::Int8 | T::Int16 | T::Int32 | T::Int64 => PartitionValue::Native,
+        T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64 => PartitionValue::Native,
+        T::Float16 | T::Float32 | T::Float64 => PartitionValue::Native,
+        T::Dictionary(_, v) if v.as_ref() == &T::Utf8 => PartitionValue::Native,
+        T::Dictionary(_, v) => partition_value(v).max_text(),
+        T::Null | T::Date32 | T::Date64 | T::Time32(_) | T::Time64(_) => PartitionValue::AsText,
+        T::Timestamp(..) | T::Duration(_) | T::Interval(_) => PartitionValue::AsText,
+        T::Decimal32(..) | T::Decimal64(..) | T::Decimal128(..) | T::Decimal256(..) => {
+            PartitionValue::AsText
+        }
+        _ => PartitionValue::Unsupported,
+    }
+}
+
+impl PartitionValue {
+    fn max_text(self) -> Self {
+        match self {
+            PartitionValue::Unsupported => PartitionValue::Unsupported,
+            _ => PartitionValue::AsText,
+        }
+    }
+}
+
 /// Builds an Arrow schema from a `schema:` block; all columns are nullable. Returns the
 /// first column whose type does not parse as the error.
 pub fn schema_from_spec(spec: &IndexMap<String, String>) -> Result<SchemaRef, (String, String)> {
@@ -116,5 +173,54 @@ mod tests {
         );
         assert_eq!(parse_type("decimal(2,5)"), None);
         assert_eq!(parse_type("integr"), None);
+    }
+
+    #[test]
+    fn every_declared_type_is_readable_or_refused() {
+        use datafusion::arrow::compute::can_cast_types;
+        let names = [
+            "bigint",
+            "int",
+            "smallint",
+            "tinyint",
+            "ubigint",
+            "uint",
+            "double",
+            "real",
+            "decimal(10,2)",
+            "decimal(60,10)",
+            "string",
+            "boolean",
+            "date",
+            "timestamp",
+            "timestamptz",
+            "time",
+            "binary",
+        ];
+        for name in names {
+            let dt = parse_type(name).unwrap();
+            // What CSV reads as text first (NULL markers, tolerant reads) is cast.
+            if format_cannot_read("csv", &dt).is_none() {
+                assert!(can_cast_types(&DataType::Utf8, &dt), "{name}");
+            }
+            assert!(format_cannot_read("json", &dt).is_none(), "{name}");
+        }
+        assert!(format_cannot_read("csv", &DataType::Binary).is_some());
+    }
+
+    #[test]
+    fn partition_values() {
+        assert_eq!(partition_value(&DataType::Utf8), PartitionValue::Native);
+        assert_eq!(partition_value(&DataType::Date32), PartitionValue::AsText);
+        assert_eq!(
+            partition_value(&DataType::Decimal128(10, 2)),
+            PartitionValue::AsText
+        );
+        assert_eq!(
+            partition_value(&DataType::Binary),
+            PartitionValue::Unsupported
+        );
+        let list = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+        assert_eq!(partition_value(&list), PartitionValue::Unsupported);
     }
 }

@@ -8,7 +8,7 @@ use datafusion::physical_plan::displayable;
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id};
 use crate::cli::{ExplainArgs, GraphArgs, LogFormat, PreviewArgs, ValidateArgs};
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, name_list};
 use crate::engine::{EngineOptions, session};
 use crate::model::Pipeline;
 use crate::plan::{PlanError, Planned, SourceMode, plan};
@@ -76,24 +76,8 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
         }
     }
     for s in p.sinks.values() {
-        let Some(schema) = planned.schemas.get(&s.from) else {
-            continue;
-        };
-        for col in &s.partition_by {
-            if schema.field_with_name(col).is_err() {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                let path = format!("{}.partition_by", s.yaml_path);
-                let mut d = Diagnostic::error(format!(
-                    "partition column `{col}` is not a column of `{}`",
-                    s.from
-                ))
-                .in_file(&p.file)
-                .at_path(path.clone())
-                .at(p.pos(&path));
-                d = d.with_help(
-                    did_you_mean(col, names.iter().copied())
-                        .unwrap_or_else(|| format!("columns: {}", names.join(", "))),
-                );
+        if let Some(schema) = planned.schemas.get(&s.from) {
+            for d in crate::validate::partition_problems(p, s, schema) {
                 diags.push(d);
             }
         }
@@ -152,7 +136,7 @@ fn unknown_name(p: &Pipeline, name: &str) -> Diagnostic {
     ));
     match did_you_mean(name, all.iter().copied()) {
         Some(h) => d.with_help(h),
-        None => d.with_help(format!("names: {}", all.join(", "))),
+        None => d.with_help(format!("names: {}", name_list(all.iter().copied()))),
     }
 }
 

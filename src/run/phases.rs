@@ -52,6 +52,14 @@ pub(super) async fn dry_run(
         crate::check::plan_check(ctx, p, c).await?;
     }
     for s in sinks {
+        let sink = &p.sinks[s];
+        if let Ok(df) = ctx.table(sink.from.as_str()).await
+            && let Some(d) = crate::validate::partition_problems(p, sink, df.schema().as_arrow())
+                .into_iter()
+                .next()
+        {
+            return Err(d);
+        }
         out.steps.push(
             StepReport::new(s, StepKind::Sink, StepStatus::Skipped)
                 .with_detail(format!("dry run: would write {}", p.sinks[s].location)),

@@ -11,7 +11,7 @@ pub mod postgres;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-pub use file::{BadRow, BadRowLog, list_files};
+pub use file::{BadRow, BadRowLog, MAX_LISTED_ENTRIES, list_files};
 
 use crate::model::{Pipeline, Source};
 use crate::store::StoreError;
@@ -26,6 +26,26 @@ pub enum SourceError {
         name: String,
         /// The resolved path.
         path: String,
+    },
+    /// A device, a pipe or another file that is not a regular file.
+    #[error("source `{name}`: {path} is not a regular file or folder")]
+    NotAFile {
+        /// The source.
+        name: String,
+        /// The resolved path.
+        path: String,
+    },
+    /// A folder with too much below it to list.
+    #[error(
+        "source `{name}`: {folder} holds more than {limit} files and folders; point `path` at a narrower folder or glob"
+    )]
+    TooManyFiles {
+        /// The source.
+        name: String,
+        /// The folder listed.
+        folder: String,
+        /// The bound.
+        limit: usize,
     },
     /// A folder or glob that matched no file.
     #[error("source `{name}`: no files match {pattern}")]

@@ -4,6 +4,7 @@
 //! field's `///` doc becomes its description in `etl schema`. Nothing here is interpreted:
 //! paths are not resolved and SQL is not parsed; that is the validator's job.
 
+pub mod range;
 pub mod sink;
 pub mod source;
 
@@ -131,14 +132,14 @@ pub struct AcceptedValuesSpec {
     pub values: Vec<serde_json::Value>,
 }
 
-/// `row_count` arguments.
+/// `row_count` arguments; at least one of `min` and `max`, and `min` ≤ `max`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowCountSpec {
-    /// The least number of rows allowed.
+    /// The least number of rows allowed (0 or more).
     #[serde(default)]
     pub min: Option<u64>,
-    /// The greatest number of rows allowed.
+    /// The greatest number of rows allowed (0 or more, at least `min`).
     #[serde(default)]
     pub max: Option<u64>,
 }
@@ -239,15 +240,24 @@ pub struct StateSpec {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSpec {
-    /// Memory limit for query execution (`2GiB`, `512MB`); past it, sorts, joins and
-    /// aggregations spill to disk. `--memory-limit` overrides it.
+    /// Memory limit for query execution (`2GiB`, `512MB`), from 1 MiB to 1 PiB; past it,
+    /// sorts, joins and aggregations spill to disk. `--memory-limit` overrides it.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// Number of partitions DataFusion plans for; defaults to the number of cores.
-    #[serde(default)]
+    /// Number of partitions DataFusion plans for, 1 to 1024; defaults to the number of
+    /// cores. `--threads` overrides it.
+    #[serde(
+        default,
+        deserialize_with = "range::bounded::<_, 1, { crate::engine::MAX_PARTITIONS }>"
+    )]
+    #[schemars(range(min = 1, max = crate::engine::MAX_PARTITIONS))]
     pub target_partitions: Option<usize>,
-    /// Batch size in rows (default 8192).
-    #[serde(default)]
+    /// Rows per batch, 1 to 1048576 (default 8192).
+    #[serde(
+        default,
+        deserialize_with = "range::bounded::<_, 1, { crate::engine::MAX_BATCH_SIZE }>"
+    )]
+    #[schemars(range(min = 1, max = crate::engine::MAX_BATCH_SIZE))]
     pub batch_size: Option<usize>,
 }
 

@@ -111,6 +111,13 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
         if r.min.is_none() && r.max.is_none() {
             return Err("`row_count` needs `min`, `max` or both".into());
         }
+        if let (Some(min), Some(max)) = (r.min, r.max)
+            && min > max
+        {
+            return Err(format!(
+                "`row_count` has `min` {min} above `max` {max}: no table can pass"
+            ));
+        }
         let name = format!(
             "row_count({}..{})",
             r.min.map(|m| m.to_string()).unwrap_or_default(),
@@ -124,6 +131,7 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
             name,
         ));
     }
+    check_size(c)?;
     if let Some(e) = &c.expect {
         kinds.push((
             CheckKind::Expect(e.clone()),
@@ -135,6 +143,27 @@ fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
         0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
         _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
     }
+}
+
+/// A check whose SQL would nest too deeply: a very deep `expect`, or so many `not_null`
+/// columns that their OR chain is.
+fn check_size(c: &CheckSpec) -> Result<(), String> {
+    if c.expect
+        .as_deref()
+        .is_some_and(super::depth::expression_too_deep)
+    {
+        return Err(super::depth::too_deep_message());
+    }
+    for cols in [&c.not_null, &c.unique].into_iter().flatten() {
+        let n = cols.to_vec().len();
+        if n > super::depth::MAX_SQL_DEPTH {
+            return Err(format!(
+                "a check lists {n} columns; at most {}",
+                super::depth::MAX_SQL_DEPTH
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn sink(

@@ -5,6 +5,9 @@
 //! parsed here to find dependencies; planning it against real schemas is `plan`'s job.
 
 mod components;
+mod depth;
+pub mod options;
+mod partition;
 mod paths;
 mod sql;
 
@@ -18,6 +21,7 @@ use crate::load::Loaded;
 use crate::model::{Pipeline, Sink, Source};
 use crate::yaml::{self, Kind};
 
+pub use partition::partition_problems;
 pub use paths::canonical;
 pub use sql::{parse_sql, sql_error_pos, table_refs};
 
@@ -26,6 +30,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
     let mut diags = Diagnostics::default();
     let spec = &loaded.spec;
     check_unique_names(loaded, &mut diags);
+    options::engine(loaded, &mut diags);
     let sources: IndexMap<String, Source> = spec
         .sources
         .iter()

@@ -10,6 +10,7 @@ mod cli;
 mod db_harness;
 mod errors;
 mod examples;
+mod fuzz;
 mod incremental;
 mod mysql;
 mod object_store;

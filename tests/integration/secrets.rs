@@ -293,6 +293,15 @@ sources:
     options: { null_values: ["ENV_PW"] }
 sinks:
   out: { from: notes, type: csv, path: out/options.csv, options: { delimiter: ";" } }
+"#,
+    );
+    p.input(
+        "memory.yaml",
+        r#"
+sources:
+  notes: { type: csv, path: data/plain.csv }
+sinks:
+  out: { from: notes, type: csv, path: out/memory.csv }
 engine:
   memory_limit: "ENV_PW"
 "#,
@@ -333,8 +342,10 @@ sinks:
     let runs = p.all_commands("sink_options.yaml", "notes", INVALID);
     expect_in(
         &runs[0].stderr,
-        "`delimiter` is one ASCII character, found `***`",
+        "`delimiter`: expected one ASCII character, found `***`",
     );
+    let runs = p.all_commands("memory.yaml", "notes", INVALID);
+    expect_in(&runs[0].stderr, "`***` is not a size");
     p.all_commands("options.yaml", "notes", ALL_OK);
     let written = std::fs::read_to_string(p.path("out/options.csv")).unwrap();
     assert_eq!(

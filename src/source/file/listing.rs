@@ -144,6 +144,9 @@ pub async fn list_files(
                 path: loc.clone(),
             });
         }
+        if !crate::validate::is_url(loc) {
+            super::bounded::check_local(&src.name, loc)?;
+        }
         let (url, store) = store_for(ctx, src, loc)?;
         let ext = if is_local_dir(loc) || loc.ends_with('/') {
             extension

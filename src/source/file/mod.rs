@@ -5,6 +5,7 @@
 //! column of text lines) and sources that tolerate bad rows (read serially per file, so every
 //! row's physical line is known: see [`tolerant`]).
 
+mod bounded;
 mod lines;
 pub mod listing;
 mod locate;
@@ -20,11 +21,15 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use bounded::MAX_LISTED_ENTRIES;
 pub use listing::{compression_from_name, list_files};
 pub use locate::{BadRow, describe_csv_error};
 pub use tolerant::BadRowLog;
 
 use super::SourceError;
+
+/// The most rows schema inference may look at (`infer_rows`).
+pub const MAX_INFER_ROWS: u64 = 10_000_000;
 use crate::connector::{
     BuildCx, Built, CheckCx, SourceConnector, SourceEntry, config_schema, parse_config,
 };
@@ -39,7 +44,8 @@ pub struct FileSourceSpec<O: Default> {
     /// `https://` URL. Relative paths are relative to the pipeline file.
     pub path: String,
     /// Column names and SQL types (`bigint`, `decimal(10,2)`, `timestamp`, ...). Inferred from
-    /// the data when absent.
+    /// the data when absent. Each type must be one the format can read: CSV has no `binary`;
+    /// JSON reads `binary` from hex strings; a `lines` source has exactly `line: string`.
     #[serde(default)]
     pub schema: Option<IndexMap<String, String>>,
     /// Format options.
@@ -76,30 +82,36 @@ pub struct CsvOptions {
     /// The first line holds column names (default true).
     #[serde(default)]
     pub header: Option<bool>,
-    /// Field separator, one character (default `,`).
+    /// Field separator, one ASCII character other than a line break (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// Quote character (default `"`).
+    /// Quote character, one ASCII character other than a line break and the delimiter
+    /// (default `"`).
     #[serde(default)]
     pub quote: Option<String>,
-    /// Escape character inside quoted fields (default: doubled quotes).
+    /// Escape character inside quoted fields, one ASCII character (default: doubled quotes).
     #[serde(default)]
     pub escape: Option<String>,
-    /// Lines starting with this character are skipped.
+    /// Lines starting with this character (one ASCII character) are skipped.
     #[serde(default)]
     pub comment: Option<String>,
-    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`).
+    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`); at most 1000,
+    /// each at most 1000 bytes.
     #[serde(default)]
     pub null_values: Vec<String>,
     /// Compression; by default taken from the file extension (`.gz`, `.zst`, `.bz2`, `.xz`).
     #[serde(default)]
     pub compression: Option<Compression>,
     /// Only read files with this extension when `path` is a directory (default `.csv`
-    /// plus the compression's extension).
+    /// plus the compression's extension); not empty, no `/` and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
 }
 
@@ -110,11 +122,16 @@ pub struct JsonOptions {
     /// Compression; by default taken from the file extension.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// Only read files with this extension when `path` is a directory.
+    /// Only read files with this extension when `path` is a directory; not empty, no `/`
+    /// and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
 }
 
@@ -173,19 +190,18 @@ impl FileOptions for CsvOptions {
         self.compression
     }
     fn check(&self, cx: &mut CheckCx<'_>) {
-        for (key, v) in [
-            ("delimiter", &self.delimiter),
-            ("quote", &self.quote),
-            ("escape", &self.escape),
-            ("comment", &self.comment),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| v.len() != 1) {
-                cx.error(
-                    &format!("options.{key}"),
-                    format!("`{key}` is one ASCII character, found `{v}`"),
-                );
-            }
-        }
+        use crate::validate::options;
+        options::csv_characters(
+            cx,
+            &[
+                ("delimiter", self.delimiter.as_ref()),
+                ("quote", self.quote.as_ref()),
+                ("escape", self.escape.as_ref()),
+                ("comment", self.comment.as_ref()),
+            ],
+        );
+        options::null_values(cx, &self.null_values);
+        options::extension(cx, self.extension.as_deref());
     }
 }
 
@@ -197,6 +213,9 @@ impl FileOptions for JsonOptions {
     }
     fn compression(&self) -> Option<Compression> {
         self.compression
+    }
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        crate::validate::options::extension(cx, self.extension.as_deref());
     }
 }
 
@@ -299,6 +318,7 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         if let Some(c) = &self.connection {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
         }
+        crate::validate::options::declared_types(cx, O::KIND, self.schema.as_ref());
         self.options.check(cx);
     }
 
