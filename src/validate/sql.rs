@@ -104,7 +104,7 @@ pub fn table_refs(stmt: &Statement) -> Vec<(String, Option<(usize, usize)>)> {
 }
 
 /// Where an SQL value sits in the pipeline file.
-fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
+pub(super) fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
     let node = yaml::lookup(&loaded.root, path);
     let (line, col, indent) = match node {
         Some(n) => match &n.kind {
