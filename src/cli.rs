@@ -158,6 +158,9 @@ pub struct ValidateArgs {
     /// Treat an unset `env()` variable without default as an error, not a warning.
     #[arg(long)]
     pub strict: bool,
+    /// Check a `--select` as `etl run` would take it, and name the checks it leaves out.
+    #[arg(long, value_name = "NAME")]
+    pub select: Vec<String>,
 }
 
 /// `etl explain`.

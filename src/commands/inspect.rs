@@ -31,7 +31,10 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
             }
         };
         let code = match load_pipeline(file, &opts, out) {
-            Ok(p) => validate_planned(&p, out).await,
+            Ok(p) => match left_out_checks(&p, &args.select, out) {
+                Ok(()) => validate_planned(&p, out).await,
+                Err(code) => code,
+            },
             Err(code) => code,
         };
         if code == EXIT_OK && out.format == LogFormat::Text {
@@ -42,6 +45,32 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
         worst = worst.max(code);
     }
     worst
+}
+
+/// With `--select`: the selection is valid, and a note names the checks it leaves out.
+fn left_out_checks(p: &Pipeline, select: &[String], out: Output) -> Result<(), u8> {
+    if select.is_empty() {
+        return Ok(());
+    }
+    let sel = crate::run::selection(p, select).map_err(|d| {
+        out.diagnostics(&d);
+        EXIT_INVALID
+    })?;
+    let Some(note) = sel.left_out_note() else {
+        return Ok(());
+    };
+    match out.format {
+        LogFormat::Text => out.err_line(&format!("note: {note}")),
+        LogFormat::Json => {
+            let left_out: Vec<serde_json::Value> = sel
+                .left_out
+                .iter()
+                .map(|c| serde_json::json!({"check": c.name, "on": c.target}))
+                .collect();
+            out.json(serde_json::json!({"event": "note", "pipeline": p.name, "message": note, "left_out_checks": left_out}));
+        }
+    }
+    Ok(())
 }
 
 async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
@@ -68,10 +97,14 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
     let mut diags = Diagnostics::default();
     for c in &p.checks {
         // A check on something that could not be planned was already reported.
-        if !planned.schemas.contains_key(&c.target) {
+        if !c
+            .relations()
+            .iter()
+            .all(|r| planned.schemas.contains_key(r))
+        {
             continue;
         }
-        if let Err(d) = crate::check::plan_check(&planned.ctx, p, c).await {
+        if let Err(d) = crate::check::compile(&planned.ctx, p, c).await {
             diags.push(d);
         }
     }

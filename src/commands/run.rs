@@ -163,8 +163,9 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
     for note in &outcome.notes {
         match out.format {
             LogFormat::Text => crate::out::err_line(&format!("note: {note}")),
-            LogFormat::Json => out
-                .json(serde_json::json!({"event": "recovered", "pipeline": name, "message": note})),
+            LogFormat::Json => {
+                out.json(serde_json::json!({"event": "note", "pipeline": name, "message": note}))
+            }
         }
     }
     match out.format {

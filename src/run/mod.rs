@@ -2,10 +2,14 @@
 //!
 //! Order of a run, and why:
 //! 1. sources and transforms are registered (transforms as lazy views);
-//! 2. a transform read by more than one sink or check is computed once and kept;
-//! 3. checks run (concurrently); a failed `error` check stops the run before any write;
-//! 4. sinks write concurrently into staging places;
-//! 5. only if all succeeded is every staged output moved into place.
+//! 2. every check in scope is planned, so a check that cannot be (a misspelt column) makes
+//!    the pipeline invalid before any data is read;
+//! 3. a transform read by more than one sink or check is computed once and kept;
+//! 4. checks run (concurrently): every check, also on what no sink reads (with `--select`,
+//!    those on what the selected sinks read); a failed `error` check stops the run before
+//!    any write;
+//! 5. sinks write concurrently into staging places;
+//! 6. only if all succeeded is every staged output moved into place.
 //!
 //! Whatever happens, a run record is written under the state folder.
 
@@ -14,6 +18,7 @@ mod phases;
 mod progress;
 pub mod record;
 pub mod report;
+pub mod scope;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -21,12 +26,13 @@ use std::time::Instant;
 use crate::connector::StageCx;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::engine::{EngineOptions, session};
-use crate::model::{Check, Pipeline};
+use crate::model::Pipeline;
 use crate::plan::{PlanError, SourceMode, plan, plan_bounded};
 use crate::sink::{self, SinkError};
 
 pub use record::RunRecord;
 pub use report::{StepKind, StepReport, StepStatus};
+pub use scope::{Selection, selection};
 
 /// Run settings from the command line.
 #[derive(Debug, Clone, Default)]
@@ -78,69 +84,31 @@ impl RunOutcome {
     }
 }
 
-/// The sinks a run writes, and every source and transform they need.
-pub fn selection(
-    p: &Pipeline,
-    select: &[String],
-) -> Result<(Vec<String>, Vec<String>), Diagnostics> {
-    let mut diags = Diagnostics::default();
-    let sinks: Vec<String> = if select.is_empty() {
-        p.sinks.keys().cloned().collect()
-    } else {
-        let mut out = Vec::new();
-        for s in select {
-            if p.sinks.contains_key(s) {
-                out.push(s.clone());
-            } else if p.is_relation(s) {
-                // A source or transform: the sinks that read it.
-                let readers: Vec<String> = p
-                    .sinks
-                    .values()
-                    .filter(|k| p.upstream(&k.name).contains(s))
-                    .map(|k| k.name.clone())
-                    .collect();
-                if readers.is_empty() {
-                    diags.push(Diagnostic::error(format!(
-                        "--select {s}: no sink reads `{s}`"
-                    )));
-                }
-                out.extend(readers);
-            } else {
-                let d = Diagnostic::error(format!(
-                    "--select {s}: no sink, transform or source has this name"
-                ));
-                diags.push(d.suggest(s, p.sinks.keys().map(String::as_str)));
-            }
-        }
-        out.dedup();
-        out
-    };
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let mut needed: Vec<String> = Vec::new();
-    for s in &sinks {
-        for n in p.upstream(s) {
-            if !needed.contains(&n) {
-                needed.push(n);
-            }
-        }
-    }
-    Ok((sinks, needed))
-}
-
 /// Runs a pipeline once.
 pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
-    let (sinks, needed) = selection(p, &opts.select).map_err(RunError::Invalid)?;
+    let sel = selection(p, &opts.select).map_err(RunError::Invalid)?;
     let mut out = RunOutcome {
         steps: Vec::new(),
         error: None,
-        notes: Vec::new(),
+        notes: sel.left_out_note().into_iter().collect(),
         seconds: 0.0,
     };
-    let result = run_phases(p, opts, run_id, &sinks, &needed, &mut out).await;
+    let result = run_phases(p, opts, run_id, &sel, &mut out).await;
     out.seconds = started.elapsed().as_secs_f64();
+    for c in &sel.left_out {
+        out.steps.push(
+            StepReport::new(
+                &phases::check_step_name(c),
+                StepKind::Check,
+                StepStatus::Skipped,
+            )
+            .with_detail(format!(
+                "left out by --select: no selected sink reads `{}`",
+                c.target
+            )),
+        );
+    }
     match result {
         Ok(()) => Ok(out),
         Err(Stop::Invalid(mut d)) => {
@@ -165,10 +133,10 @@ async fn run_phases(
     p: &Pipeline,
     opts: &RunOptions,
     run_id: &str,
-    sinks: &[String],
-    needed: &[String],
+    sel: &Selection,
     out: &mut RunOutcome,
 ) -> Result<(), Stop> {
+    let (sinks, needed) = (&sel.sinks[..], &sel.needed[..]);
     let new_session = || {
         session(&opts.engine).map_err(|e| {
             Stop::Invalid(one(Diagnostic::error(format!(
@@ -199,15 +167,12 @@ async fn run_phases(
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
     };
-    let checks_of = |needed: &[String]| -> Vec<Check> {
-        p.checks
-            .iter()
-            .filter(|c| needed.contains(&c.target))
-            .cloned()
-            .collect()
-    };
+    // Checks are planned with everything else, before any data moves.
+    scope::plan_checks(&planned.ctx, p, &sel.checks)
+        .await
+        .map_err(Stop::Invalid)?;
     if opts.dry_run {
-        return phases::dry_run(&planned.ctx, p, sinks, &checks_of(needed), out)
+        return phases::dry_run(&planned.ctx, p, sinks, &sel.checks, out)
             .await
             .map_err(|d| Stop::Invalid(one(d)));
     }
@@ -285,14 +250,30 @@ async fn run_phases(
     let progress = progress::Progress::new(opts.progress);
     let mut staged = Vec::new();
     let mut bad_rows = planned.bad_rows.clone();
+    let assigned = scope::assign(p, sel, &inc.groups);
     let mut first = Some(planned.ctx);
     let result = async {
-        for group in &inc.groups {
-            let group_needed: Vec<String> = needed
-                .iter()
-                .filter(|n| group.sinks.iter().any(|k| p.upstream(k).contains(n)))
-                .cloned()
-                .collect();
+        if let Some(ctx) = first.as_ref().filter(|_| !assigned.before.is_empty()) {
+            // Checks on what no sink reads, on whole sources.
+            let cx = phases::Cx {
+                ctx,
+                p,
+                needed,
+                run_id,
+                ds: &opts.ds,
+                progress: &progress,
+                shared: &shared,
+                marks: &inc.marks,
+                prev_runs: &prev_runs,
+            };
+            phases::materialize_shared(&cx, &[], &assigned.before, out)
+                .await
+                .map_err(Stop::Failed)?;
+            phases::run_checks(&cx, &assigned.before, out)
+                .await
+                .map_err(Stop::Failed)?;
+        }
+        for (group, (group_needed, checks)) in inc.groups.iter().zip(&assigned.groups) {
             // Incremental sources read only their new rows: plan again with those bounds.
             let ctx = match (group.bounds.is_empty(), first.take()) {
                 (true, Some(ctx)) => ctx,
@@ -300,7 +281,7 @@ async fn run_phases(
                     new_session()?,
                     p,
                     SourceMode::Strict,
-                    Some(&group_needed),
+                    Some(group_needed),
                     &group.bounds,
                 )
                 .await
@@ -316,7 +297,7 @@ async fn run_phases(
             let cx = phases::Cx {
                 ctx: &ctx,
                 p,
-                needed: &group_needed,
+                needed: group_needed,
                 run_id,
                 ds: &opts.ds,
                 progress: &progress,
@@ -324,10 +305,9 @@ async fn run_phases(
                 marks: &inc.marks,
                 prev_runs: &prev_runs,
             };
-            let checks = checks_of(&group_needed);
             let r = async {
-                phases::materialize_shared(&cx, &group.sinks, &checks, out).await?;
-                phases::run_checks(&cx, &checks, out).await?;
+                phases::materialize_shared(&cx, &group.sinks, checks, out).await?;
+                phases::run_checks(&cx, checks, out).await?;
                 phases::write_sinks(&cx, &group.sinks, out).await
             }
             .await;

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use super::progress::Progress;
 use super::report::{StepKind, StepReport, StepStatus};
 use super::{RunOutcome, place};
-use crate::check::{CheckOutcome, run_check};
+use crate::check::{CheckError, CheckOutcome, RunCx};
 use crate::connector::StageCx;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Check, Pipeline};
@@ -40,7 +40,8 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A dry run: plan every check, report what each sink would write.
+/// A dry run (checks were planned already): report what each sink would write, after
+/// checking what only the planned schemas tell (partition columns).
 pub(super) async fn dry_run(
     ctx: &SessionContext,
     p: &Pipeline,
@@ -49,7 +50,10 @@ pub(super) async fn dry_run(
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
     for c in checks {
-        crate::check::plan_check(ctx, p, c).await?;
+        out.steps.push(
+            StepReport::new(&check_step_name(c), StepKind::Check, StepStatus::Skipped)
+                .with_detail("dry run: planned, not run".into()),
+        );
     }
     for s in sinks {
         let sink = &p.sinks[s];
@@ -81,7 +85,11 @@ pub(super) async fn materialize_shared(
         *readers.entry(p.sinks[s].from.as_str()).or_default() += 1;
     }
     for c in checks {
-        *readers.entry(c.target.as_str()).or_default() += 1;
+        for r in c.relations() {
+            if let Some((name, _)) = p.transforms.get_key_value(&r) {
+                *readers.entry(name.as_str()).or_default() += 1;
+            }
+        }
     }
     for name in p.transforms.keys() {
         if readers.get(name.as_str()).copied().unwrap_or(0) < 2 {
@@ -119,18 +127,28 @@ pub(super) async fn materialize_shared(
     Ok(())
 }
 
-/// Runs the checks concurrently; the first failed `error` check stops the run.
+/// Plans and runs the checks concurrently; the first failed `error` check stops the run.
 pub(super) async fn run_checks(
     cx: &Cx<'_>,
     checks: &[Check],
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
+    let failures_dir = cx.p.state_dir.join("failures");
+    let run_cx = RunCx {
+        ds: cx.ds,
+        run_id: cx.run_id,
+        failures_dir: Some(&failures_dir),
+    };
+    let run_cx = &run_cx;
     let results = join_all(checks.iter().map(|c| async move {
         let bar = cx
             .progress
             .step(&format!("check {} on {}", c.name, c.target));
         let t = Instant::now();
-        let r = run_check(cx.ctx, c).await;
+        let r = match crate::check::compile(cx.ctx, cx.p, c).await {
+            Ok(compiled) => compiled.run(run_cx).await.map_err(Failure::Run),
+            Err(d) => Err(Failure::Plan(d)),
+        };
         bar.finish();
         (c, r, t.elapsed().as_secs_f64())
     }))
@@ -149,23 +167,35 @@ pub(super) async fn run_checks(
                 }
                 out.steps.push(check_step(&outcome, status, secs));
             }
-            Err(e) => {
-                let what = format!("check `{}` on `{}`", c.name, c.target);
-                let d = read_failure(cx, &e, &c.yaml_path, &what).await;
+            Err(f) => {
+                let d = match f {
+                    Failure::Plan(d) => d,
+                    Failure::Run(CheckError::Query(e)) => {
+                        let what = format!("check `{}` on `{}`", c.name, c.target);
+                        read_failure(cx, &e, &c.yaml_path, &what).await
+                    }
+                    Failure::Run(e) => place(
+                        cx.p,
+                        &c.yaml_path,
+                        format!("check `{}` on `{}`: {e}", c.name, c.target),
+                    ),
+                };
                 out.steps.push(
-                    StepReport::new(
-                        &format!("{}: {}", c.target, c.name),
-                        StepKind::Check,
-                        StepStatus::Failed,
-                    )
-                    .timed(secs)
-                    .with_detail(d.message.clone()),
+                    StepReport::new(&check_step_name(c), StepKind::Check, StepStatus::Failed)
+                        .timed(secs)
+                        .with_detail(d.message.clone()),
                 );
                 fatal.get_or_insert(d);
             }
         }
     }
     fatal.map_or(Ok(()), Err)
+}
+
+/// Why a check did not give an outcome.
+enum Failure {
+    Plan(Diagnostic),
+    Run(CheckError),
 }
 
 /// Writes every sink to its staging place, concurrently. On any failure, throws all staged
@@ -362,21 +392,35 @@ fn check_failure(p: &Pipeline, o: &CheckOutcome) -> Diagnostic {
         o.check.name, o.check.target, o.detail
     );
     let d = place(p, &o.check.yaml_path, msg);
-    match &o.sample {
-        Some(s) => d.with_help(format!(
+    let stored = o
+        .stored
+        .as_ref()
+        .map(|f| format!("all failing rows: {}", f.display()));
+    let sample = o.sample.as_ref().map(|s| {
+        format!(
             "failing rows (first {}):\n{s}",
             s.lines().count().saturating_sub(4)
-        )),
-        None => d,
+        )
+    });
+    match (sample, stored) {
+        (Some(s), Some(f)) => d.with_help(format!("{s}\n{f}")),
+        (Some(h), None) | (None, Some(h)) => d.with_help(h),
+        (None, None) => d,
     }
 }
 
+/// A check's name in the summary: `target: name`.
+pub(super) fn check_step_name(c: &Check) -> String {
+    format!("{}: {}", c.target, c.name)
+}
+
 fn check_step(o: &CheckOutcome, status: StepStatus, secs: f64) -> StepReport {
-    StepReport::new(
-        &format!("{}: {}", o.check.target, o.check.name),
-        StepKind::Check,
-        status,
-    )
-    .timed(secs)
-    .with_detail(o.detail.clone())
+    let detail = match &o.stored {
+        Some(f) => format!("{} → {}", o.detail, f.display()),
+        None => o.detail.clone(),
+    };
+    StepReport::new(&check_step_name(&o.check), StepKind::Check, status)
+        .timed(secs)
+        .with_failures(o.failures)
+        .with_detail(detail)
 }

@@ -4,6 +4,7 @@
 //! field's `///` doc becomes its description in `etl schema`. Nothing here is interpreted:
 //! paths are not resolved and SQL is not parsed; that is the validator's job.
 
+pub mod check;
 pub mod range;
 pub mod sink;
 pub mod source;
@@ -12,6 +13,9 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use check::{
+    AcceptedValuesSpec, CheckSeverity, CheckSpec, Columns, RelativeTo, RowCountSpec, TableChecks,
+};
 pub use sink::SinkSpec;
 pub use source::SourceSpec;
 
@@ -38,9 +42,10 @@ pub struct PipelineSpec {
     /// SQL transforms; each becomes a view named after its key.
     #[serde(default)]
     pub transforms: IndexMap<String, TransformSpec>,
-    /// Data-quality checks, keyed by the source or transform they look at.
+    /// Data-quality checks, keyed by the source or transform they look at: a list of
+    /// checks, or dbt's per-column style (`columns: { id: { tests: [unique, not_null] } }`).
     #[serde(default)]
-    pub checks: IndexMap<String, Vec<CheckSpec>>,
+    pub checks: IndexMap<String, TableChecks>,
     /// Where results go.
     #[serde(default)]
     pub sinks: IndexMap<String, SinkSpec>,
@@ -89,87 +94,6 @@ pub struct TransformSpec {
     /// What the transform computes.
     #[serde(default)]
     pub description: Option<String>,
-}
-
-/// How serious a failed check is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckSeverity {
-    /// The run fails and no sink is written.
-    #[default]
-    Error,
-    /// Reported in the summary; the run goes on.
-    Warn,
-}
-
-/// One or several column names.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Columns {
-    /// A single column.
-    One(String),
-    /// Several columns.
-    Many(Vec<String>),
-}
-
-impl Columns {
-    /// The names as a list.
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            Columns::One(c) => vec![c.clone()],
-            Columns::Many(c) => c.clone(),
-        }
-    }
-}
-
-/// `accepted_values` arguments.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptedValuesSpec {
-    /// The column to look at.
-    pub column: String,
-    /// The allowed values; NULL is always allowed (pair with `not_null` to forbid it).
-    pub values: Vec<serde_json::Value>,
-}
-
-/// `row_count` arguments; at least one of `min` and `max`, and `min` ≤ `max`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RowCountSpec {
-    /// The least number of rows allowed (0 or more).
-    #[serde(default)]
-    pub min: Option<u64>,
-    /// The greatest number of rows allowed (0 or more, at least `min`).
-    #[serde(default)]
-    pub max: Option<u64>,
-}
-
-/// One data-quality check. Exactly one of the check keys is given.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSpec {
-    /// These columns are never NULL.
-    #[serde(default)]
-    pub not_null: Option<Columns>,
-    /// No two rows share these columns' values.
-    #[serde(default)]
-    pub unique: Option<Columns>,
-    /// A column only holds the listed values.
-    #[serde(default)]
-    pub accepted_values: Option<AcceptedValuesSpec>,
-    /// The number of rows is within bounds.
-    #[serde(default)]
-    pub row_count: Option<RowCountSpec>,
-    /// An SQL boolean expression that must hold on every row (rows where it is NULL pass,
-    /// as in dbt's `expression_is_true`).
-    #[serde(default)]
-    pub expect: Option<String>,
-    /// `error` (default) fails the run before any sink is written; `warn` only reports.
-    #[serde(default)]
-    pub severity: CheckSeverity,
-    /// A name for the check in reports; generated when absent.
-    #[serde(default)]
-    pub name: Option<String>,
 }
 
 /// A pipeline test.

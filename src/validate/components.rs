@@ -1,10 +1,10 @@
-//! Sources, checks and sinks: the per-entry static checks.
+//! Sources and sinks: the per-entry static checks.
 
 use super::{is_url, resolve_local};
 use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
-use crate::model::{Check, CheckKind, Sink, Source};
-use crate::spec::{CheckSpec, SinkSpec, SourceSpec};
+use crate::model::{Sink, Source};
+use crate::spec::{SinkSpec, SourceSpec};
 use crate::types::{TYPE_NAMES, schema_from_spec};
 
 pub(super) fn source(
@@ -52,118 +52,6 @@ pub(super) fn source(
         on_bad_row: spec.on_bad_row(),
         yaml_path,
     })
-}
-
-pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostics) -> Vec<Check> {
-    let mut out = Vec::new();
-    for (target, list) in &loaded.spec.checks {
-        if !relations.contains(&target.as_str()) {
-            let d = loaded.error_at_key(
-                &format!("checks.{target}"),
-                format!("checks on `{target}`, which is neither a source nor a transform"),
-            );
-            diags.push(d.suggest(target, relations.iter().copied()));
-            continue;
-        }
-        for (i, c) in list.iter().enumerate() {
-            let yaml_path = format!("checks.{target}[{i}]");
-            match check_kind(c) {
-                Ok((kind, default_name)) => out.push(Check {
-                    target: target.clone(),
-                    name: c.name.clone().unwrap_or(default_name),
-                    kind,
-                    severity: c.severity,
-                    yaml_path,
-                }),
-                Err(msg) => diags.push(loaded.error_at(&yaml_path, msg)),
-            }
-        }
-    }
-    out
-}
-
-fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
-    let mut kinds = Vec::new();
-    if let Some(cols) = &c.not_null {
-        let cols = cols.to_vec();
-        kinds.push((
-            CheckKind::NotNull(cols.clone()),
-            format!("not_null({})", cols.join(", ")),
-        ));
-    }
-    if let Some(cols) = &c.unique {
-        let cols = cols.to_vec();
-        kinds.push((
-            CheckKind::Unique(cols.clone()),
-            format!("unique({})", cols.join(", ")),
-        ));
-    }
-    if let Some(a) = &c.accepted_values {
-        kinds.push((
-            CheckKind::AcceptedValues {
-                column: a.column.clone(),
-                values: a.values.clone(),
-            },
-            format!("accepted_values({})", a.column),
-        ));
-    }
-    if let Some(r) = &c.row_count {
-        if r.min.is_none() && r.max.is_none() {
-            return Err("`row_count` needs `min`, `max` or both".into());
-        }
-        if let (Some(min), Some(max)) = (r.min, r.max)
-            && min > max
-        {
-            return Err(format!(
-                "`row_count` has `min` {min} above `max` {max}: no table can pass"
-            ));
-        }
-        let name = format!(
-            "row_count({}..{})",
-            r.min.map(|m| m.to_string()).unwrap_or_default(),
-            r.max.map(|m| m.to_string()).unwrap_or_default()
-        );
-        kinds.push((
-            CheckKind::RowCount {
-                min: r.min,
-                max: r.max,
-            },
-            name,
-        ));
-    }
-    check_size(c)?;
-    if let Some(e) = &c.expect {
-        kinds.push((
-            CheckKind::Expect(e.clone()),
-            format!("expect({})", e.trim()),
-        ));
-    }
-    match kinds.len() {
-        1 => Ok(kinds.remove(0)),
-        0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
-        _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
-    }
-}
-
-/// A check whose SQL would nest too deeply: a very deep `expect`, or so many `not_null`
-/// columns that their OR chain is.
-fn check_size(c: &CheckSpec) -> Result<(), String> {
-    if c.expect
-        .as_deref()
-        .is_some_and(super::depth::expression_too_deep)
-    {
-        return Err(super::depth::too_deep_message());
-    }
-    for cols in [&c.not_null, &c.unique].into_iter().flatten() {
-        let n = cols.to_vec().len();
-        if n > super::depth::MAX_SQL_DEPTH {
-            return Err(format!(
-                "a check lists {n} columns; at most {}",
-                super::depth::MAX_SQL_DEPTH
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub(super) fn sink(

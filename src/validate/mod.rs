@@ -4,7 +4,9 @@
 //! `from:`, check targets, connections), cycles, paths, schema types and sink settings. SQL is
 //! parsed here to find dependencies; planning it against real schemas is `plan`'s job.
 
+mod checks;
 mod components;
+mod dbt;
 mod depth;
 pub mod options;
 mod partition;
@@ -51,7 +53,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         }
     }
     let transforms = sql::order_transforms(loaded, transforms, &mut diags);
-    let checks = components::checks(loaded, &relations, &mut diags);
+    let checks = checks::checks(loaded, &relations, &mut diags);
     let sinks: IndexMap<String, Sink> = spec
         .sinks
         .iter()

@@ -113,7 +113,7 @@ pub fn table_refs(stmt: &Statement) -> Vec<(String, Option<(usize, usize)>)> {
 }
 
 /// Where an SQL value sits in the pipeline file.
-fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
+pub(super) fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
     let (line, col, indent) = match loaded.index.get(path) {
         Some(p) if matches!(p.style, Some(Style::Literal | Style::Folded)) => {
             (p.text_pos.line, p.text_pos.col, p.indent)
