@@ -303,6 +303,21 @@ async fn read_failure(
     what: &str,
 ) -> Diagnostic {
     let text = err.to_string();
+    // The serial readers say which source, file and line already.
+    if let Some(i) = text.find("source `") {
+        let said = text[i..].trim();
+        let name = said["source `".len()..].split('`').next().unwrap_or_default();
+        if let Some(src) = cx.p.sources.get(name) {
+            let path_key = format!("{}.path", src.yaml_path);
+            return Diagnostic::error(said.to_string())
+                .in_file(&cx.p.file)
+                .at_path(path_key.clone())
+                .at(cx.p.pos(&path_key))
+                .with_help(
+                    "fix the row, declare the column with a type that fits it, or set `on_bad_row: skip` or `quarantine` on the source",
+                );
+        }
+    }
     let markers = [
         "Parser error",
         "Csv error",

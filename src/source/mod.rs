@@ -11,7 +11,7 @@ pub mod postgres;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-pub use file::{BadRow, BadRowLog, list_files};
+pub use file::{BadRow, BadRowLog, BadRowLogs, list_files};
 
 use crate::model::{Pipeline, Source};
 use crate::store::StoreError;
