@@ -126,3 +126,67 @@ pub(super) fn report(p: &Pipeline, out: &mut RunOutcome) {
         }
     }
 }
+
+/// Explains a failed read as the bad row behind it, when a CSV, JSON or `lines` source among
+/// `needed` has one: the file, the physical line and the reason, placed at the source's
+/// `path`. The serial readers name the row themselves; after a fast CSV scan failed, the
+/// source is read again serially to find it.
+pub async fn bad_row_diagnostic(
+    ctx: &SessionContext,
+    p: &Pipeline,
+    needed: &[String],
+    text: &str,
+) -> Option<Diagnostic> {
+    let at_source = |src: &crate::model::Source, message: String| {
+        let path_key = format!("{}.path", src.yaml_path);
+        Diagnostic::error(message)
+            .in_file(&p.file)
+            .at_path(path_key.clone())
+            .at(p.pos(&path_key))
+            .with_help("fix the row, declare the column with a type that fits it, or set `on_bad_row: skip` or `quarantine` on the source")
+    };
+    if let Some(i) = text.find("source `") {
+        let said = text[i..].trim();
+        let name = said["source `".len()..].split('`').next().unwrap_or_default();
+        if let Some(src) = p.sources.get(name) {
+            return Some(at_source(src, said.to_string()));
+        }
+    }
+    let markers = [
+        "Parser error",
+        "Csv error",
+        "Json error",
+        "parsing value",
+        "Error parsing",
+        "Cast error",
+        "incorrect number of fields",
+        "Encountered unexpected",
+        "not a valid",
+        "non-nullable",
+        "UTF-8",
+        "utf-8",
+        "utf8",
+    ];
+    if !markers.iter().any(|m| text.contains(m)) {
+        return None;
+    }
+    for name in needed {
+        let Some(src) = p.sources.get(name) else {
+            continue;
+        };
+        let schema = match (&src.schema, ctx.table_provider(name.as_str()).await) {
+            (Some(s), _) => s.clone(),
+            (None, Ok(t)) => t.schema(),
+            (None, Err(_)) => continue,
+        };
+        let build_cx = crate::connector::BuildCx {
+            ctx,
+            pipeline: p,
+            source: src,
+        };
+        if let Some(bad) = src.spec.locate_bad_row(&build_cx, schema).await {
+            return Some(at_source(src, bad.to_string()));
+        }
+    }
+    None
+}

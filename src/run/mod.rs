@@ -28,6 +28,7 @@ use crate::plan::{PlanError, SourceMode, plan, plan_bounded};
 use crate::sink::{self, SinkError};
 use crate::source::BadRowLog;
 
+pub use badrows::bad_row_diagnostic;
 pub use record::RunRecord;
 pub use report::{StepKind, StepReport, StepStatus};
 

@@ -6,6 +6,7 @@
 mod servers;
 mod util;
 
+mod badrows;
 mod cli;
 mod db_harness;
 mod errors;

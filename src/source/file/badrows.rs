@@ -219,15 +219,16 @@ impl BadRowLog {
             0 => String::new(),
             read => format!(" of {read}"),
         };
+        let rows = if n == 1 { "row" } else { "rows" };
         Some(match (self.mode, &self.sink, self.quarantine_file()) {
             (OnBadRow::Quarantine, Some(sink), _) => {
-                format!("{n} bad rows{of} quarantined → sink {sink}")
+                format!("{n} bad {rows}{of} quarantined → sink {sink}")
             }
             (OnBadRow::Quarantine, None, Some(path)) => {
-                format!("{n} bad rows{of} quarantined → {}", path.display())
+                format!("{n} bad {rows}{of} quarantined → {}", path.display())
             }
-            (OnBadRow::Quarantine, None, None) => format!("{n} bad rows{of} quarantined"),
-            _ => format!("{n} bad rows{of} skipped"),
+            (OnBadRow::Quarantine, None, None) => format!("{n} bad {rows}{of} quarantined"),
+            _ => format!("{n} bad {rows}{of} skipped"),
         })
     }
 

@@ -48,6 +48,11 @@ fn fields(rec: &ByteRecord) -> impl Iterator<Item = &[u8]> {
         })
 }
 
+/// A line holding only `\r` (a blank line of a CRLF file), which is no record.
+fn is_blank(rec: &ByteRecord) -> bool {
+    rec.len() == 1 && rec.get(0) == Some(b"\r")
+}
+
 /// The physical line a record just read starts on.
 fn start_line<R: Read>(rdr: &Reader<Tracked<R>>, rec: &ByteRecord) -> u64 {
     let end = rdr.position();
@@ -113,6 +118,9 @@ pub(super) fn read(
         })?;
         if !more {
             break;
+        }
+        if is_blank(&rec) {
+            continue;
         }
         if std::mem::take(&mut header) {
             continue;
@@ -231,6 +239,9 @@ pub(super) fn infer(
         let mut rec = ByteRecord::new();
         let mut first = true;
         while rdr.read_byte_record(&mut rec).map_err(|e| e.to_string())? {
+            if is_blank(&rec) {
+                continue;
+            }
             let cells: Vec<&[u8]> = fields(&rec).collect();
             if std::mem::take(&mut first) {
                 if i == 0 {
@@ -281,6 +292,9 @@ mod tests {
         let mut rec = ByteRecord::new();
         let mut out = Vec::new();
         while rdr.read_byte_record(&mut rec).unwrap() {
+            if is_blank(&rec) {
+                continue;
+            }
             out.push((start_line(&rdr, &rec), raw_text(&rec, b',')));
         }
         out

@@ -85,7 +85,12 @@ fn one_object(text: &[u8]) -> Result<(), String> {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "the line ends inside a value".to_string(),
             _ if e.to_string().starts_with("trailing characters") => {
-                "more than one value on the line".to_string()
+                let next = text.get(e.column().saturating_sub(1)).copied();
+                if matches!(next, Some(b'{' | b'[')) {
+                    "more than one value on the line".to_string()
+                } else {
+                    "text after the value".to_string()
+                }
             }
             _ => message(&e),
         };
@@ -315,7 +320,10 @@ fn decode(
 
 /// Arrow's JSON message, said the way the rest of etl says it.
 fn clean_error(msg: &str) -> String {
-    let mut m = msg.trim_start_matches("Json error: ").to_string();
+    let mut m = msg
+        .trim_start_matches("Arrow error: ")
+        .trim_start_matches("Json error: ")
+        .to_string();
     let mut path = Vec::new();
     while let Some(rest) = m.strip_prefix("whilst decoding field '") {
         let Some((name, rest)) = rest.split_once("': ") else {
@@ -325,7 +333,9 @@ fn clean_error(msg: &str) -> String {
         m = rest.to_string();
     }
     if let Some((_, rest)) = m.split_once("non-nullable")
-        && let Some((_, rest)) = rest.split_once("name: \"")
+        && let Some((_, rest)) = rest
+            .split_once("name: \"")
+            .or_else(|| rest.split_once("Field { \""))
         && let Some((name, _)) = rest.split_once('"')
     {
         path.push(name.to_string());
@@ -409,6 +419,10 @@ mod tests {
         assert_eq!(
             clean_error("Json error: whilst decoding field 'n': failed to parse \"x\" as Int32"),
             "column `n`: failed to parse \"x\" as Int32"
+        );
+        assert_eq!(
+            clean_error("Arrow error: Json error: whilst decoding field 'a': Encountered unmasked nulls in non-nullable StructArray child: Field { \"city\": Utf8 }"),
+            "column `a.city` is required, found no value"
         );
     }
 }
