@@ -59,7 +59,10 @@ fn generic<'a>(t: &'a str, kw: &str) -> Option<&'a str> {
     if !head.eq_ignore_ascii_case(kw) {
         return None;
     }
-    t[kw.len()..].trim_start().strip_prefix('<')?.strip_suffix('>')
+    t[kw.len()..]
+        .trim_start()
+        .strip_prefix('<')?
+        .strip_suffix('>')
 }
 
 /// Splits on commas outside `<>` and `()`.

@@ -64,7 +64,9 @@ pub(super) async fn settle(
                 Some(file) => format!("the bad rows are in {}", file.display()),
                 None => "fix the input, or raise `max_bad_rows`".into(),
             };
-            return Err(place(p, &format!("sources.{}.max_bad_rows", log.source), why).with_help(help));
+            return Err(
+                place(p, &format!("sources.{}.max_bad_rows", log.source), why).with_help(help),
+            );
         }
     }
     let stage_cx = StageCx {
@@ -147,7 +149,10 @@ pub async fn bad_row_diagnostic(
     };
     if let Some(i) = text.find("source `") {
         let said = text[i..].trim();
-        let name = said["source `".len()..].split('`').next().unwrap_or_default();
+        let name = said["source `".len()..]
+            .split('`')
+            .next()
+            .unwrap_or_default();
         if let Some(src) = p.sources.get(name) {
             return Some(at_source(src, said.to_string()));
         }

@@ -80,7 +80,11 @@ pub(super) fn source(
 }
 
 /// A JSON Schema `enum` on a column: an accepted-values check on the source.
-fn enum_checks(source: &str, yaml_path: &str, enums: Vec<(String, Vec<serde_json::Value>)>) -> Vec<Check> {
+fn enum_checks(
+    source: &str,
+    yaml_path: &str,
+    enums: Vec<(String, Vec<serde_json::Value>)>,
+) -> Vec<Check> {
     enums
         .into_iter()
         .map(|(column, values)| Check {

@@ -29,9 +29,17 @@ fn quarantined(f: &Fixture, source: &str) -> Vec<Vec<String>> {
     let dir = f.path().join(".etl/quarantine").join(source);
     let files = files_below(&dir);
     assert_eq!(files.len(), 1, "one quarantine file per run: {files:?}");
-    let mut rows = read_parquet(&dir.join(&files[0]), &[], &["file", "line", "raw", "reason"]);
+    let mut rows = read_parquet(
+        &dir.join(&files[0]),
+        &[],
+        &["file", "line", "raw", "reason"],
+    );
     for r in rows.iter_mut() {
-        r[0] = Path::new(&r[0]).file_name().unwrap().to_string_lossy().into_owned();
+        r[0] = Path::new(&r[0])
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
     }
     rows.sort_by_key(|r| (r[0].clone(), r[1].parse::<u64>().unwrap()));
     rows
@@ -49,11 +57,26 @@ fn messy_pipeline(f: &Fixture, mode: &str, extra: &str) {
 
 fn expected_bad() -> Vec<Vec<String>> {
     let rows = [
-        ["a.csv", "5", "3,three,x", "column `qty`: `three` is not a valid int"],
+        [
+            "a.csv",
+            "5",
+            "3,three,x",
+            "column `qty`: `three` is not a valid int",
+        ],
         ["a.csv", "6", "4,5", "expected 3 fields, found 2"],
-        ["a.csv", "7", "5,6,caf\u{FFFD}", "column `note`: not UTF-8 text"],
+        [
+            "a.csv",
+            "7",
+            "5,6,caf\u{FFFD}",
+            "column `note`: not UTF-8 text",
+        ],
         ["a.csv", "8", "6,7,x,extra", "expected 3 fields, found 4"],
-        ["b.csv", "4", "9,nine,bad", "column `qty`: `nine` is not a valid int"],
+        [
+            "b.csv",
+            "4",
+            "9,nine,bad",
+            "column `qty`: `nine` is not a valid int",
+        ],
     ];
     rows.iter()
         .map(|r| r.iter().map(|c| c.to_string()).collect())
@@ -67,16 +90,26 @@ fn quarantine_counts_each_bad_row_once_with_its_physical_line() {
     messy_pipeline(&f, "quarantine", "");
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
     // Three sinks, a transform and a check read the source: still 5 bad rows of 10.
-    assert!(r.stdout.contains("5 bad rows of 10 quarantined"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("5 bad rows of 10 quarantined"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(quarantined(&f, "s"), expected_bad());
     assert_eq!(
         read_csv(&f.path().join("out/all.csv"), &["id"]),
         [["1"], ["10"], ["2"], ["7"], ["8"]]
     );
-    assert_eq!(read_parquet(&f.path().join("out/again.parquet"), &[], &["id"]).len(), 5);
+    assert_eq!(
+        read_parquet(&f.path().join("out/again.parquet"), &[], &["id"]).len(),
+        5
+    );
     let dir = f.path().join(".etl/quarantine/s");
     let run_ids = read_parquet(&dir.join(&files_below(&dir)[0]), &[], &["source", "run_id"]);
-    assert!(run_ids.iter().all(|r| r[0] == "s" && r[1].len() == 32), "{run_ids:?}");
+    assert!(
+        run_ids.iter().all(|r| r[0] == "s" && r[1].len() == 32),
+        "{run_ids:?}"
+    );
 }
 
 #[test]
@@ -85,9 +118,16 @@ fn skip_counts_once_and_writes_nothing() {
     messy_csv(&f);
     messy_pipeline(&f, "skip", "");
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
-    assert!(r.stdout.contains("5 bad rows of 10 skipped"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("5 bad rows of 10 skipped"),
+        "{}",
+        r.stdout
+    );
     assert!(!f.path().join(".etl/quarantine").exists());
-    assert_eq!(read_csv(&f.path().join("out/big.csv"), &["id"]), [["10"], ["2"], ["7"], ["8"]]);
+    assert_eq!(
+        read_csv(&f.path().join("out/big.csv"), &["id"]),
+        [["10"], ["2"], ["7"], ["8"]]
+    );
 }
 
 #[test]
@@ -97,7 +137,8 @@ fn fail_names_the_first_bad_row_in_run_and_preview() {
     messy_pipeline(&f, "fail", "");
     let r = f.run(&["run", "p.yaml"]).expect_code(1);
     assert!(
-        r.stderr.contains("a.csv:5: column `qty`: `three` is not a valid int"),
+        r.stderr
+            .contains("a.csv:5: column `qty`: `three` is not a valid int"),
         "{}",
         r.stderr
     );
@@ -106,9 +147,21 @@ fn fail_names_the_first_bad_row_in_run_and_preview() {
     assert!(r.stderr.contains("a.csv:5: column `qty`"), "{}", r.stderr);
     // Each kind of bad row alone, read by the fast path, located exactly.
     for (body, line, reason) in [
-        ("id,qty,note\n1,2,x\n\"2\",3,\"a\nb\nc\"\n3,4\n", 6, "expected 3 fields, found 2"),
-        ("id,qty,note\n1,2,x\n2,3,y,z\n", 3, "expected 3 fields, found 4"),
-        ("id,qty,note\n\n1,2,x\n2,3.5,y\n", 4, "column `qty`: `3.5` is not a valid int"),
+        (
+            "id,qty,note\n1,2,x\n\"2\",3,\"a\nb\nc\"\n3,4\n",
+            6,
+            "expected 3 fields, found 2",
+        ),
+        (
+            "id,qty,note\n1,2,x\n2,3,y,z\n",
+            3,
+            "expected 3 fields, found 4",
+        ),
+        (
+            "id,qty,note\n\n1,2,x\n2,3.5,y\n",
+            4,
+            "column `qty`: `3.5` is not a valid int",
+        ),
     ] {
         std::fs::remove_dir_all(f.path().join("d")).unwrap();
         f.file("d/a.csv", body);
@@ -138,7 +191,11 @@ fn rows_after_quoted_newlines_keep_their_physical_line() {
         "sources:\n  s: { type: csv, path: d/a.csv, schema: { id: int, note: string } }\nsinks:\n  o: { from: s, type: csv, path: out/o.csv }\n",
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(1);
-    assert!(r.stderr.contains("a.csv:102: expected 2 fields, found 3"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a.csv:102: expected 2 fields, found 3"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -152,7 +209,8 @@ fn a_skipped_row_is_not_blamed_for_another_sources_error() {
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(1);
     assert!(
-        r.stderr.contains("strict.csv:4: column `qty`: `x` is not a valid int"),
+        r.stderr
+            .contains("strict.csv:4: column `qty`: `x` is not a valid int"),
         "{}",
         r.stderr
     );
@@ -172,7 +230,10 @@ fn a_byte_order_mark_is_not_data() {
         "sources:\n  h: { type: csv, path: d/h.csv }\n  n: { type: csv, path: d/n.csv, options: { header: false }, schema: { id: int, name: string } }\n  l: { type: lines, path: d/l.log }\n  j: { type: json, path: d/j.json }\ntransforms:\n  t: { sql: \"SELECT (SELECT sum(id) FROM h) AS h, (SELECT sum(id) FROM n) AS n, (SELECT min(line) FROM l) AS l, (SELECT sum(id) FROM j) AS j\" }\nsinks:\n  o: { from: t, type: csv, path: out/o.csv }\n",
     );
     f.run(&["run", "p.yaml"]).expect_code(0);
-    assert_eq!(read_csv(&f.path().join("out/o.csv"), &[]), [["3", "3", "first", "1"]]);
+    assert_eq!(
+        read_csv(&f.path().join("out/o.csv"), &[]),
+        [["3", "3", "first", "1"]]
+    );
 }
 
 #[test]
@@ -188,17 +249,37 @@ fn ndjson_bad_lines_are_bad_rows_and_inference_skips_them() {
         "sources:\n  e: { type: json, path: d/e.jsonl, on_bad_row: quarantine }\nsinks:\n  o: { from: e, type: csv, path: out/e.csv }\n  p: { from: e, type: csv, path: out/p.csv }\n",
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
-    assert!(r.stdout.contains("5 bad rows of 7 quarantined"), "{}", r.stdout);
-    assert_eq!(read_csv(&f.path().join("out/e.csv"), &["id", "n"]), [["1", "5"], ["6", "9"]]);
+    assert!(
+        r.stdout.contains("5 bad rows of 7 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        read_csv(&f.path().join("out/e.csv"), &["id", "n"]),
+        [["1", "5"], ["6", "9"]]
+    );
     let bad: Vec<(String, String)> = quarantined(&f, "e")
         .into_iter()
         .map(|r| (r[1].clone(), r[3].clone()))
         .collect();
     let lines: Vec<&str> = bad.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(lines, ["2", "3", "4", "6", "7"]);
-    assert!(bad[0].1.starts_with("invalid JSON: more than one value on the line"), "{bad:?}");
-    assert!(bad[1].1.starts_with("invalid JSON: the line ends inside a value"), "{bad:?}");
-    assert!(bad[2].1.starts_with("invalid JSON: text after the value"), "{bad:?}");
+    assert!(
+        bad[0]
+            .1
+            .starts_with("invalid JSON: more than one value on the line"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[1]
+            .1
+            .starts_with("invalid JSON: the line ends inside a value"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[2].1.starts_with("invalid JSON: text after the value"),
+        "{bad:?}"
+    );
     assert!(bad[3].1.starts_with("invalid JSON"), "{bad:?}");
     assert_eq!(bad[4].1, "expected a JSON object, found an array");
 }
@@ -210,7 +291,10 @@ fn json_documents_arrays_and_concatenated_objects() {
         "d/array.json",
         "[\n  {\"id\": 1, \"n\": 10},\n  {\n    \"id\": 2,\n    \"n\": \"ten\"\n  },\n  {\"id\": 3, \"n\": 30}\n]\n",
     );
-    f.file("d/pretty.json", "{\n  \"id\": 4,\n  \"n\": 40\n}\n{\"id\": 5, \"n\": 50}\n{\n  \"id\": 6,\n  \"n\": }\n");
+    f.file(
+        "d/pretty.json",
+        "{\n  \"id\": 4,\n  \"n\": 40\n}\n{\"id\": 5, \"n\": 50}\n{\n  \"id\": 6,\n  \"n\": }\n",
+    );
     f.file(
         "p.yaml",
         "sources:\n  a: { type: json, path: d/array.json, schema: { id: int, n: int }, on_bad_row: quarantine }\n  c: { type: json, path: d/pretty.json, schema: { id: int, n: int }, on_bad_row: quarantine, options: { json: concatenated } }\ntransforms:\n  t: { sql: SELECT * FROM a UNION ALL SELECT * FROM c }\nsinks:\n  o: { from: t, type: csv, path: out/o.csv }\n",
@@ -226,7 +310,10 @@ fn json_documents_arrays_and_concatenated_objects() {
     assert!(a[0][3].starts_with("column `n`:"), "{a:?}");
     let c = quarantined(&f, "c");
     assert_eq!(c[0][1], "8");
-    assert!(c[0][3].contains("the rest of the file is not read"), "{c:?}");
+    assert!(
+        c[0][3].contains("the rest of the file is not read"),
+        "{c:?}"
+    );
     // Read as NDJSON (forced), the pretty-printed file fails on its first line.
     f.file(
         "p.yaml",
@@ -234,7 +321,8 @@ fn json_documents_arrays_and_concatenated_objects() {
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(1);
     assert!(
-        r.stderr.contains("pretty.json:1: invalid JSON: the line ends inside a value"),
+        r.stderr
+            .contains("pretty.json:1: invalid JSON: the line ends inside a value"),
         "{}",
         r.stderr
     );
@@ -250,7 +338,10 @@ fn lines_sources_quarantine_lines_that_are_not_text() {
         "sources:\n  l: { type: lines, path: logs/a.log, on_bad_row: quarantine }\nsinks:\n  o: { from: l, type: csv, path: out/o.csv }\n",
     );
     f.run(&["run", "p.yaml"]).expect_code(0);
-    assert_eq!(read_csv(&f.path().join("out/o.csv"), &[]), [["one"], ["three"]]);
+    assert_eq!(
+        read_csv(&f.path().join("out/o.csv"), &[]),
+        [["one"], ["three"]]
+    );
     let q = quarantined(&f, "l");
     assert_eq!(q[0][1..], ["2", "tw\u{FFFD}o", "not UTF-8 text (byte 3)"]);
     f.file(
@@ -271,17 +362,26 @@ fn max_bad_rows_as_a_count_and_as_a_fraction() {
         let r = f.run(&["run", "p.yaml"]).expect_code(code);
         if code == 1 {
             assert!(
-                r.stderr.contains("source `s`: 5 bad rows of 10 read, more than `max_bad_rows:"),
+                r.stderr
+                    .contains("source `s`: 5 bad rows of 10 read, more than `max_bad_rows:"),
                 "{}",
                 r.stderr
             );
-            assert!(r.stderr.contains("p.yaml:7:"), "points at the key: {}", r.stderr);
+            assert!(
+                r.stderr.contains("p.yaml:7:"),
+                "points at the key: {}",
+                r.stderr
+            );
             assert!(!f.path().join("out/all.csv").exists(), "nothing committed");
         }
     }
     messy_pipeline(&f, "fail", "    max_bad_rows: 3\n");
     let r = f.run(&["validate", "p.yaml"]).expect_code(2);
-    assert!(r.stderr.contains("`max_bad_rows` needs `on_bad_row: skip`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`max_bad_rows` needs `on_bad_row: skip`"),
+        "{}",
+        r.stderr
+    );
     messy_pipeline(&f, "skip", "    max_bad_rows: 1.5\n");
     f.run(&["validate", "p.yaml"]).expect_code(2);
 }
@@ -295,11 +395,19 @@ fn a_quarantine_sink_receives_the_bad_rows() {
         "sources:\n  s: { type: csv, path: d/*.csv, schema: { id: int, qty: int, note: string }, on_bad_row: quarantine, quarantine: rejects }\nsinks:\n  good: { from: s, type: csv, path: out/good.csv }\n  rejects: { from: s, type: csv, path: out/rejects.csv }\n",
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
-    assert!(r.stdout.contains("5 bad rows of 10 quarantined → sink rejects"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("5 bad rows of 10 quarantined → sink rejects"),
+        "{}",
+        r.stdout
+    );
     assert!(!f.path().join(".etl/quarantine").exists());
     let rows = read_csv(&f.path().join("out/rejects.csv"), &["line", "reason"]);
     assert_eq!(rows.len(), 5);
-    assert!(rows.contains(&vec!["6".to_string(), "expected 3 fields, found 2".to_string()]));
+    assert!(rows.contains(&vec![
+        "6".to_string(),
+        "expected 3 fields, found 2".to_string()
+    ]));
     assert_eq!(read_csv(&f.path().join("out/good.csv"), &["id"]).len(), 5);
     f.file(
         "p.yaml",
@@ -351,23 +459,37 @@ fn json_schema_gives_types_and_its_violations_are_bad_rows() {
             ["5", "2024-05-07", "Bergen", ""]
         ]
     );
-    let bad: Vec<String> = quarantined(&f, "c").into_iter().map(|r| format!("{}: {}", r[1], r[3])).collect();
+    let bad: Vec<String> = quarantined(&f, "c")
+        .into_iter()
+        .map(|r| format!("{}: {}", r[1], r[3]))
+        .collect();
     assert_eq!(bad[0], "2: column `signup` is required, found no value");
     assert!(bad[1].starts_with("3: column `signup`:"), "{bad:?}");
-    assert_eq!(bad[2], "4: column `address.city` is required, found no value");
+    assert_eq!(
+        bad[2],
+        "4: column `address.city` is required, found no value"
+    );
     // `enum` is an accepted-values check on the source.
     f.file(
         "d/c.jsonl",
         "{\"id\": 1, \"signup\": \"2024-01-02\", \"status\": \"active\"}\n{\"id\": 2, \"signup\": \"2024-01-02\", \"status\": \"unknown\"}\n",
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(1);
-    assert!(r.stderr.contains("check accepted_values(status) on `c` failed"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("check accepted_values(status) on `c` failed"),
+        "{}",
+        r.stderr
+    );
     // A CSV source takes it too, without the nested columns.
     f.file(
         "flat.schema.json",
         r#"{"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}"#,
     );
-    f.file("d/c.csv", "id,at\n1,2024-01-02T03:04:05Z\n,2024-01-02T03:04:05Z\n3,soon\n");
+    f.file(
+        "d/c.csv",
+        "id,at\n1,2024-01-02T03:04:05Z\n,2024-01-02T03:04:05Z\n3,soon\n",
+    );
     f.file(
         "p.yaml",
         "sources:\n  c: { type: csv, path: d/c.csv, schema_file: flat.schema.json, on_bad_row: skip }\nsinks:\n  o: { from: c, type: csv, path: out/o.csv }\n",
@@ -379,7 +501,12 @@ fn json_schema_gives_types_and_its_violations_are_bad_rows() {
         "sources:\n  c: { type: csv, path: d/c.csv, schema_file: customers.schema.json }\nsinks:\n  o: { from: c, type: csv, path: out/o.csv }\n",
     );
     let r = f.run(&["validate", "p.yaml"]).expect_code(2);
-    assert!(r.stderr.contains("a csv source cannot hold `struct<city: string, zip: string>`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("a csv source cannot hold `struct<city: string, zip: string>`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -394,13 +521,89 @@ fn declared_nested_types() {
         "sources:\n  n:\n    type: json\n    path: d/n.json\n    schema: { id: bigint, who: \"struct<name: string, age: int>\", tags: \"array<string>\", score: \"map<string, int>\" }\ntransforms:\n  t: { sql: \"SELECT id, who['name'] AS name, who['age'] + 1 AS next, tags[2] AS second, score['math'] AS math FROM n\" }\nsinks:\n  o: { from: t, type: csv, path: out/o.csv }\n  raw: { from: n, type: parquet, path: out/n.parquet }\n",
     );
     f.run(&["run", "p.yaml"]).expect_code(0);
-    assert_eq!(read_csv(&f.path().join("out/o.csv"), &[]), [["1", "ann", "32", "y", "3"]]);
-    assert_eq!(read_parquet(&f.path().join("out/n.parquet"), &[], &["id"]), [["1"]]);
+    assert_eq!(
+        read_csv(&f.path().join("out/o.csv"), &[]),
+        [["1", "ann", "32", "y", "3"]]
+    );
+    assert_eq!(
+        read_parquet(&f.path().join("out/n.parquet"), &[], &["id"]),
+        [["1"]]
+    );
     f.file(
         "p.yaml",
         "sources:\n  n: { type: csv, path: d/n.json, schema: { id: int, tags: \"array<string>\" } }\nsinks:\n  o: { from: n, type: csv, path: out/o.csv }\n",
     );
     let r = f.run(&["validate", "p.yaml"]).expect_code(2);
-    assert!(r.stderr.contains("column `tags`: a csv source cannot hold `array<string>`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("column `tags`: a csv source cannot hold `array<string>`"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("p.yaml:2:"), "{}", r.stderr);
+}
+
+#[test]
+fn incremental_sources_count_each_bad_row_once_per_run() {
+    let f = Fixture::new();
+    f.file("in/a.csv", "id,v\n1,a\n2,b,extra\n3,c\n4\n");
+    f.file(
+        "p.yaml",
+        "sources:\n  s:\n    type: csv\n    path: \"in/*.csv\"\n    schema: { id: bigint, v: string }\n    incremental: { cursor: id }\n    on_bad_row: quarantine\ntransforms:\n  t: { sql: SELECT id FROM s }\nsinks:\n  o: { from: s, type: csv, path: out/o.csv }\n  q: { from: t, type: parquet, path: out/q, mode: append }\n",
+    );
+    // The upper bound is found by reading the source, then each sink reads it again.
+    let r = f.run(&["run", "p.yaml", "--select", "o"]).expect_code(0);
+    assert!(
+        r.stdout.contains("2 bad rows of 4 quarantined"),
+        "{}",
+        r.stdout
+    );
+    let lines = |f: &Fixture| -> Vec<(String, String)> {
+        quarantined(f, "s")
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
+    };
+    let pair = |file: &str, line: &str| (file.to_string(), line.to_string());
+    assert_eq!(lines(&f), [pair("a.csv", "3"), pair("a.csv", "5")]);
+    std::fs::remove_dir_all(f.path().join(".etl/quarantine")).unwrap();
+    // New rows: `o` starts from its watermark and `q` from nothing, so the run reads the
+    // source in two groups besides the bound; every bad row is still met once.
+    f.file("in/b.csv", "id,v\n5,e\nsix,f\n7,g\n");
+    let r = f.run(&["run", "p.yaml"]).expect_code(0);
+    assert!(
+        r.stdout.contains("3 bad rows of 7 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        lines(&f),
+        [pair("a.csv", "3"), pair("a.csv", "5"), pair("b.csv", "3")]
+    );
+    assert_eq!(
+        read_csv(&f.path().join("out/o.csv"), &["id"]),
+        [["5"], ["7"]]
+    );
+    let mut q = read_parquet(&f.path().join("out/q"), &[], &["id"]);
+    q.sort();
+    assert_eq!(q, [["1"], ["3"], ["5"], ["7"]]);
+    // Over the limit, counted once: 3 of 7 is more than 2 but not more than 3.
+    for (limit, code) in [("3", 0), ("2", 1)] {
+        std::fs::remove_dir_all(f.path().join(".etl")).unwrap();
+        let _ = std::fs::remove_dir_all(f.path().join("out"));
+        let body = std::fs::read_to_string(f.path().join("p.yaml")).unwrap();
+        let body = body.replace(
+            "    on_bad_row: quarantine\n",
+            &format!("    on_bad_row: quarantine\n    max_bad_rows: {limit}\n"),
+        );
+        f.file("p2.yaml", &body);
+        let r = f.run(&["run", "p2.yaml"]).expect_code(code);
+        if code == 1 {
+            assert!(
+                r.stderr.contains("source `s`: 3 bad rows of 7 read"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
 }

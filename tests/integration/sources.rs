@@ -196,7 +196,11 @@ fn on_bad_row_quarantine_keeps_file_line_and_reason() {
     let f = Fixture::new();
     messy_pipeline(&f, "quarantine");
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
-    assert!(r.stdout.contains("2 bad rows of 4 quarantined"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("2 bad rows of 4 quarantined"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         read_csv(&f.path().join("out/good.csv"), &["rowid"]),
         vec![vec!["1"], vec!["4"]]
@@ -205,9 +209,16 @@ fn on_bad_row_quarantine_keeps_file_line_and_reason() {
     let files = files_below(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].ends_with(".parquet"), "{files:?}");
-    let rows = read_parquet(&dir.join(&files[0]), &[], &["line", "reason", "raw", "file"]);
+    let rows = read_parquet(
+        &dir.join(&files[0]),
+        &[],
+        &["line", "reason", "raw", "file"],
+    );
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0][..3], ["3", "column `qty`: `two` is not a valid int", "2,two,1.00"]);
+    assert_eq!(
+        rows[0][..3],
+        ["3", "column `qty`: `two` is not a valid int", "2,two,1.00"]
+    );
     assert!(rows[0][3].ends_with("d/sales.csv"));
     assert_eq!(rows[1][..2], ["4", "expected 3 fields, found 2"]);
     // Planning alone reads nothing and quarantines nothing.
@@ -229,7 +240,11 @@ fn on_bad_row_skip_for_json_lines() {
         "sources:\n  e: { type: json, path: d/e.jsonl, schema: { id: int, n: int }, on_bad_row: quarantine }\nsinks:\n  o: { from: e, type: csv, path: out/e.csv }\n",
     );
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
-    assert!(r.stdout.contains("2 bad rows of 4 quarantined"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("2 bad rows of 4 quarantined"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         read_csv(&f.path().join("out/e.csv"), &[]),
         vec![vec!["1", "5"], vec!["4", "7"]]

@@ -395,6 +395,10 @@ mod tests {
     fn fail_mode_errors_with_the_place() {
         let l = BadRowLog::failing("s");
         let e = l.record("/a.csv", 7, "expected 3 fields, found 2", "");
-        assert!(e.unwrap_err().to_string().contains("/a.csv:7: expected 3 fields"));
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("/a.csv:7: expected 3 fields")
+        );
     }
 }

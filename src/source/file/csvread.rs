@@ -212,7 +212,6 @@ fn type_rows(
     verdicts.apply(typed, schema, file, lines, raw, log, known)
 }
 
-
 /// Rows that hold a value in `before` and none in `after` (a failed conversion).
 fn newly_null<'a>(before: &'a dyn Array, after: &'a dyn Array) -> Vec<usize> {
     if after.null_count() == before.null_count() {
@@ -259,8 +258,7 @@ pub(super) fn infer(
                     continue;
                 }
             }
-            if Some(cells.len()) != width || cells.iter().any(|c| std::str::from_utf8(c).is_err())
-            {
+            if Some(cells.len()) != width || cells.iter().any(|c| std::str::from_utf8(c).is_err()) {
                 continue;
             }
             out.write_record(&cells).map_err(|e| e.to_string())?;
@@ -274,7 +272,8 @@ pub(super) fn infer(
     let mut format = Format::default().with_header(true);
     if !o.null_values.is_empty() {
         let alts: Vec<String> = o.null_values.iter().map(|v| regex::escape(v)).collect();
-        let re = regex::Regex::new(&format!("^(|{})$", alts.join("|"))).map_err(|e| e.to_string())?;
+        let re =
+            regex::Regex::new(&format!("^(|{})$", alts.join("|"))).map_err(|e| e.to_string())?;
         format = format.with_null_regex(re);
     }
     let (schema, _) = format

@@ -25,7 +25,8 @@ use super::{JsonLayout, JsonOptions};
 use crate::source::file::badrows::BadRowLog;
 
 /// A record's text, or why it is bad; and whether to go on.
-type OnValue<'a> = dyn FnMut(u64, Result<&[u8], (String, String)>) -> Result<bool, DataFusionError> + 'a;
+type OnValue<'a> =
+    dyn FnMut(u64, Result<&[u8], (String, String)>) -> Result<bool, DataFusionError> + 'a;
 
 /// Calls `f` with each record of a file and its physical line.
 fn each_value(
@@ -65,7 +66,9 @@ fn each_line(mut rdr: impl BufRead, f: &mut OnValue<'_>) -> Result<(), DataFusio
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let verdict = one_object(text).map(|_| text).map_err(|reason| (reason, lossy(text)));
+        let verdict = one_object(text)
+            .map(|_| text)
+            .map_err(|reason| (reason, lossy(text)));
         if !f(line, verdict)? {
             return Ok(());
         }
@@ -131,7 +134,10 @@ impl LineCounter<'_> {
     fn at(&mut self, pos: usize) -> u64 {
         let pos = pos.min(self.data.len());
         if pos > self.pos {
-            self.line += self.data[self.pos..pos].iter().filter(|b| **b == b'\n').count() as u64;
+            self.line += self.data[self.pos..pos]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
             self.pos = pos;
         }
         self.line
@@ -186,12 +192,15 @@ fn each_document(data: &[u8], array: bool, f: &mut OnValue<'_>) -> Result<(), Da
             }
             _ => {}
         }
-        let mut values = serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<IgnoredAny>();
+        let mut values =
+            serde_json::Deserializer::from_slice(&data[pos..]).into_iter::<IgnoredAny>();
         match values.next() {
             Some(Ok(_)) => {
                 let end = pos + values.byte_offset();
                 let text = &data[pos..end];
-                let verdict = object_check(text).map(|_| text).map_err(|r| (r, lossy(text)));
+                let verdict = object_check(text)
+                    .map(|_| text)
+                    .map_err(|r| (r, lossy(text)));
                 if !f(lines.at(pos), verdict)? {
                     return Ok(());
                 }
@@ -268,14 +277,19 @@ struct Chunk {
     bad: Vec<(u64, String, String)>,
 }
 
-fn decoder(schema: &SchemaRef) -> Result<datafusion::arrow::json::reader::Decoder, DataFusionError> {
+fn decoder(
+    schema: &SchemaRef,
+) -> Result<datafusion::arrow::json::reader::Decoder, DataFusionError> {
     Ok(ReaderBuilder::new(nullable(schema))
         .with_batch_size(CHUNK_ROWS)
         .with_coerce_primitive(true)
         .build_decoder()?)
 }
 
-fn decode_all(values: &[(u64, Vec<u8>)], schema: &SchemaRef) -> Result<Option<RecordBatch>, DataFusionError> {
+fn decode_all(
+    values: &[(u64, Vec<u8>)],
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>, DataFusionError> {
     let mut d = decoder(schema)?;
     for (_, v) in values {
         d.decode(v)?;
@@ -315,7 +329,15 @@ fn decode(
     let mut verdicts = Verdicts::new(good.len());
     verdicts.required(schema, &columns);
     let lines: Vec<u64> = good.iter().map(|(l, _)| *l).collect();
-    verdicts.apply(columns, schema, file, &lines, |row| lossy(&good[row].1), log, known)
+    verdicts.apply(
+        columns,
+        schema,
+        file,
+        &lines,
+        |row| lossy(&good[row].1),
+        log,
+        known,
+    )
 }
 
 /// Arrow's JSON message, said the way the rest of etl says it.
@@ -371,7 +393,8 @@ pub(super) fn infer(
     if values.is_empty() {
         return Err("no JSON record to infer it from; declare a `schema:`".into());
     }
-    let schema = infer_json_schema_from_iterator(values.into_iter().map(Ok)).map_err(|e| e.to_string())?;
+    let schema =
+        infer_json_schema_from_iterator(values.into_iter().map(Ok)).map_err(|e| e.to_string())?;
     Ok(Arc::new(schema))
 }
 
@@ -385,18 +408,41 @@ mod tests {
             out.push((line, v.map(lossy).map_err(|(r, _)| r)));
             Ok(true)
         };
-        each_value(layout, Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), &mut f).unwrap();
+        each_value(
+            layout,
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            &mut f,
+        )
+        .unwrap();
         out
     }
 
     #[test]
     fn lines_hold_one_object_each() {
-        let got = values(None, "{\"a\":1}\n\n{\"a\":2}{\"a\":3}\n{\n\"a\": 4}\n[1]\n{\"a\":");
+        let got = values(
+            None,
+            "{\"a\":1}\n\n{\"a\":2}{\"a\":3}\n{\n\"a\": 4}\n[1]\n{\"a\":",
+        );
         assert_eq!(got[0], (1, Ok("{\"a\":1}".into())));
         assert_eq!(got[1].0, 3);
-        assert!(got[1].1.as_ref().unwrap_err().contains("more than one value"));
-        assert!(got[2].1.as_ref().unwrap_err().contains("ends inside a value"));
-        assert_eq!(got[4], (6, Err("expected a JSON object, found an array".into())));
+        assert!(
+            got[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("more than one value")
+        );
+        assert!(
+            got[2]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("ends inside a value")
+        );
+        assert_eq!(
+            got[4],
+            (6, Err("expected a JSON object, found an array".into()))
+        );
         assert_eq!(got[5].0, 7);
     }
 
@@ -406,8 +452,14 @@ mod tests {
         let got = values(None, text);
         assert_eq!(got[0], (2, Ok("{\"a\": 1}".into())));
         assert_eq!(got[1].0, 3);
-        assert_eq!(got[2], (6, Err("expected a JSON object, found a number".into())));
-        let got = values(Some(JsonLayout::Concatenated), "{\"a\": 1}\n{\n \"a\": 2\n}\n{\"a\": }");
+        assert_eq!(
+            got[2],
+            (6, Err("expected a JSON object, found a number".into()))
+        );
+        let got = values(
+            Some(JsonLayout::Concatenated),
+            "{\"a\": 1}\n{\n \"a\": 2\n}\n{\"a\": }",
+        );
         assert_eq!(got.len(), 3);
         assert_eq!(got[1].0, 2);
         assert_eq!(got[2].0, 5);
@@ -421,7 +473,9 @@ mod tests {
             "column `n`: failed to parse \"x\" as Int32"
         );
         assert_eq!(
-            clean_error("Arrow error: Json error: whilst decoding field 'a': Encountered unmasked nulls in non-nullable StructArray child: Field { \"city\": Utf8 }"),
+            clean_error(
+                "Arrow error: Json error: whilst decoding field 'a': Encountered unmasked nulls in non-nullable StructArray child: Field { \"city\": Utf8 }"
+            ),
             "column `a.city` is required, found no value"
         );
     }

@@ -87,7 +87,12 @@ pub fn from_value(root: &Value) -> Result<FromJsonSchema, Failure> {
     let top = conv.resolve(root, "", 0)?;
     let fields = match conv.data_type(top, "", 0)? {
         DataType::Struct(fields) => fields,
-        _ => return Err(("".into(), "the top level must be an object with `properties`".into())),
+        _ => {
+            return Err((
+                "".into(),
+                "the top level must be an object with `properties`".into(),
+            ));
+        }
     };
     let mut enums = Vec::new();
     if let Some(props) = top.get("properties").and_then(Value::as_object) {
@@ -121,7 +126,9 @@ impl<'a> Converter<'a> {
         }
         if let Some(r) = node.get("$ref").and_then(Value::as_str) {
             let Some(pointer) = r.strip_prefix('#') else {
-                return fail(&format!("`$ref: {r}` points outside the file; only local references (`#/...`) are followed"));
+                return fail(&format!(
+                    "`$ref: {r}` points outside the file; only local references (`#/...`) are followed"
+                ));
             };
             return match self.root.pointer(pointer) {
                 Some(target) => self.resolve(target, pointer, depth + 1),
@@ -136,7 +143,9 @@ impl<'a> Converter<'a> {
                     .collect();
                 return match non_null[..] {
                     [one] => self.resolve(one, &format!("{at}/{key}"), depth + 1),
-                    _ => fail(&format!("`{key}` of several types has no column type; use one type (and `null`)")),
+                    _ => fail(&format!(
+                        "`{key}` of several types has no column type; use one type (and `null`)"
+                    )),
                 };
             }
         }
@@ -153,14 +162,21 @@ impl<'a> Converter<'a> {
         match names[..] {
             [one] => Ok(one.to_string()),
             [] => match node.get("enum").and_then(Value::as_array) {
-                Some(values) if values.iter().all(|v| v.is_string() || v.is_null()) => Ok("string".into()),
-                Some(values) if values.iter().all(|v| v.is_i64() || v.is_null()) => Ok("integer".into()),
+                Some(values) if values.iter().all(|v| v.is_string() || v.is_null()) => {
+                    Ok("string".into())
+                }
+                Some(values) if values.iter().all(|v| v.is_i64() || v.is_null()) => {
+                    Ok("integer".into())
+                }
                 _ if node.get("properties").is_some() => Ok("object".into()),
                 _ => Err((at.to_string(), "no `type`".into())),
             },
             _ => Err((
                 at.to_string(),
-                format!("several types ({}) have no one column type; use one type (and `null`)", names.join(", ")),
+                format!(
+                    "several types ({}) have no one column type; use one type (and `null`)",
+                    names.join(", ")
+                ),
             )),
         }
     }
@@ -171,7 +187,9 @@ impl<'a> Converter<'a> {
         Ok(match name.as_str() {
             "string" => match node.get("format").and_then(Value::as_str) {
                 Some("date") => DataType::Date32,
-                Some("date-time") => DataType::Timestamp(TimeUnit::Nanosecond, Some(Arc::from("UTC"))),
+                Some("date-time") => {
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some(Arc::from("UTC")))
+                }
                 _ => DataType::Utf8,
             },
             "integer" => DataType::Int64,
@@ -179,7 +197,10 @@ impl<'a> Converter<'a> {
             "boolean" => DataType::Boolean,
             "array" => {
                 let items = node.get("items").ok_or_else(|| {
-                    (at.to_string(), "an `array` without `items` has no column type".to_string())
+                    (
+                        at.to_string(),
+                        "an `array` without `items` has no column type".to_string(),
+                    )
                 })?;
                 let item = self.data_type(items, &format!("{at}/items"), depth + 1)?;
                 DataType::List(Arc::new(Field::new("item", item, true)))
@@ -265,7 +286,13 @@ mod tests {
         assert_eq!(cols[6].1, "array<string>");
         assert_eq!(cols[7].1, "map<string, double>");
         assert_eq!(cols[8].1, "boolean");
-        assert_eq!(got.enums, vec![("status".to_string(), vec![serde_json::json!("active"), serde_json::json!("gone")])]);
+        assert_eq!(
+            got.enums,
+            vec![(
+                "status".to_string(),
+                vec![serde_json::json!("active"), serde_json::json!("gone")]
+            )]
+        );
     }
 
     #[test]

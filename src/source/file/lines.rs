@@ -86,11 +86,21 @@ mod tests {
             mode: OnBadRow::Skip,
             ..Default::default()
         };
-        let log = Arc::new(BadRowLog::new("l", settings, std::path::Path::new("/x"), "r"));
+        let log = Arc::new(BadRowLog::new(
+            "l",
+            settings,
+            std::path::Path::new("/x"),
+            "r",
+        ));
         let mut out = Vec::new();
         let mut emit = |job: super::super::tolerant::Job| {
             let b = job().unwrap().unwrap();
-            let a = b.column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap().clone();
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .unwrap()
+                .clone();
             out.extend(a.iter().map(|v| v.unwrap().to_string()));
             true
         };
@@ -100,7 +110,15 @@ mod tests {
             log: &log,
             emit: &mut emit,
         };
-        read(&LinesOptions { skip_empty, ..Default::default() }, Box::new(std::io::Cursor::new(text.to_vec())), cx).unwrap();
+        read(
+            &LinesOptions {
+                skip_empty,
+                ..Default::default()
+            },
+            Box::new(std::io::Cursor::new(text.to_vec())),
+            cx,
+        )
+        .unwrap();
         (out, log)
     }
 

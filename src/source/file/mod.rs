@@ -26,8 +26,8 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use listing::{compression_from_name, list_files};
 pub use badrows::{BadRowLog, BadRowLogs, MaxBadRows};
+pub use listing::{compression_from_name, list_files};
 pub use locate::BadRow;
 
 use super::SourceError;
@@ -346,12 +346,18 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         self.check_bad_rows(cx);
         if self.schema_file.is_some() {
             if self.schema.is_some() {
-                cx.error("schema_file", "give the schema as `schema:` or as `schema_file:`, not both");
+                cx.error(
+                    "schema_file",
+                    "give the schema as `schema:` or as `schema_file:`, not both",
+                );
             }
             if !matches!(O::KIND, "csv" | "json") {
                 cx.error(
                     "schema_file",
-                    format!("`schema_file` applies to csv and json sources, not to {}", O::KIND),
+                    format!(
+                        "`schema_file` applies to csv and json sources, not to {}",
+                        O::KIND
+                    ),
                 );
             }
         }

@@ -25,7 +25,10 @@ impl<O: FileOptions> FileSourceSpec<O> {
         match cx.loaded.spec.sinks.get(sink).map(|s| s.from().to_string()) {
             None => {
                 let names: Vec<String> = cx.loaded.spec.sinks.keys().cloned().collect();
-                let d = cx.error("quarantine", format!("`quarantine:` names no sink: `{sink}`"));
+                let d = cx.error(
+                    "quarantine",
+                    format!("`quarantine:` names no sink: `{sink}`"),
+                );
                 *d = d.clone().suggest(sink, names.iter().map(String::as_str));
             }
             Some(from) if from != source => {
@@ -55,4 +58,3 @@ impl<O: FileOptions> FileSourceSpec<O> {
         }
     }
 }
-

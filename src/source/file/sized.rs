@@ -63,10 +63,12 @@ impl FileFormat for SizedFormat {
                 None => f.clone(),
             })
             .collect();
-        Ok(Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )))
+        Ok(Arc::new(
+            datafusion::arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ),
+        ))
     }
 
     async fn infer_stats(

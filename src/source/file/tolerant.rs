@@ -105,7 +105,11 @@ async fn files_of(ctx: &SessionContext, src: &Source) -> Result<Vec<FileRef>, So
 }
 
 /// Splits one file into rows, handing typing jobs to `cx.emit`.
-fn read_file(src: &Source, input: Box<dyn Read + Send>, cx: ReadCx<'_>) -> Result<(), DataFusionError> {
+fn read_file(
+    src: &Source,
+    input: Box<dyn Read + Send>,
+    cx: ReadCx<'_>,
+) -> Result<(), DataFusionError> {
     match super::format_of(src) {
         Some(Format::Csv(o)) => super::csvread::read(o, input, cx),
         Some(Format::Json(o)) => super::jsonread::read(o, input, cx),
@@ -223,7 +227,11 @@ pub async fn starts_with_bom(ctx: &SessionContext, src: &Source) -> bool {
 
 /// Reads a source serially and returns its first bad row, if any (after a fast scan failed,
 /// or to explain an error). Bad rows are judged exactly as `skip` and `quarantine` judge them.
-pub async fn first_bad_row(ctx: &SessionContext, src: &Source, schema: SchemaRef) -> Option<BadRow> {
+pub async fn first_bad_row(
+    ctx: &SessionContext,
+    src: &Source,
+    schema: SchemaRef,
+) -> Option<BadRow> {
     let files = files_of(ctx, src).await.ok()?;
     for file in files {
         let input = file.open(src).await.ok()?;
@@ -315,7 +323,9 @@ impl Verdicts {
                 continue;
             }
             for row in (0..c.len()).filter(|r| c.is_null(*r)) {
-                self.mark(row, || format!("column `{}` is required, found no value", f.name()));
+                self.mark(row, || {
+                    format!("column `{}` is required, found no value", f.name())
+                });
             }
         }
     }
