@@ -88,6 +88,10 @@ fn quarantine_counts_each_bad_row_once_with_its_physical_line() {
     let f = Fixture::new();
     messy_csv(&f);
     messy_pipeline(&f, "quarantine", "");
+    // Preview shows the good rows and leaves nothing behind.
+    let r = f.run(&["preview", "p.yaml", "s"]).expect_code(0);
+    assert!(r.stdout.contains("last"), "{}", r.stdout);
+    assert!(!f.path().join(".etl/quarantine").exists());
     let r = f.run(&["run", "p.yaml"]).expect_code(0);
     // Three sinks, a transform and a check read the source: still 5 bad rows of 10.
     assert!(
@@ -606,4 +610,48 @@ fn incremental_sources_count_each_bad_row_once_per_run() {
             );
         }
     }
+}
+
+#[test]
+fn invalid_utf8_in_json_is_a_bad_row_on_its_line() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path().join("d")).unwrap();
+    std::fs::write(
+        f.path().join("d/e.jsonl"),
+        b"{\"id\": 1, \"n\": \"a\"}\n\n{\"id\": 2, \"n\": \"b\xff\"}\n{\"id\": 3, \"n\": \"c\"}\n",
+    )
+    .unwrap();
+    let body = |mode: &str| {
+        format!(
+            "sources:\n  e: {{ type: json, path: d/e.jsonl, schema: {{ id: int, n: string }}{mode} }}\nsinks:\n  o: {{ from: e, type: csv, path: out/e.csv }}\n"
+        )
+    };
+    f.file("p.yaml", &body(", on_bad_row: quarantine"));
+    let r = f.run(&["run", "p.yaml"]).expect_code(0);
+    assert!(
+        r.stdout.contains("1 bad row of 3 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        read_csv(&f.path().join("out/e.csv"), &["id"]),
+        [["1"], ["3"]]
+    );
+    let q = quarantined(&f, "e");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0][..2], ["e.jsonl", "3"]);
+    assert!(q[0][3].contains("not UTF-8 text"), "{q:?}");
+    f.file("p.yaml", &body(""));
+    let r = f.run(&["run", "p.yaml"]).expect_code(1);
+    assert!(
+        r.stderr.contains("e.jsonl:3: not UTF-8 text"),
+        "{}",
+        r.stderr
+    );
+    let r = f.run(&["preview", "p.yaml", "e"]).expect_code(1);
+    assert!(
+        r.stderr.contains("e.jsonl:3: not UTF-8 text"),
+        "{}",
+        r.stderr
+    );
 }
