@@ -654,4 +654,17 @@ fn invalid_utf8_in_json_is_a_bad_row_on_its_line() {
         "{}",
         r.stderr
     );
+    // A CSV file without a declared schema: inference reads past the row, the read names it.
+    std::fs::write(f.path().join("d/a.csv"), b"id,note\n1,x\n2,caf\xe9\n").unwrap();
+    f.file(
+        "p.yaml",
+        "sources:\n  s: { type: csv, path: d/a.csv }\nsinks:\n  o: { from: s, type: csv, path: out/s.csv }\n",
+    );
+    let r = f.run(&["run", "p.yaml"]).expect_code(1);
+    assert!(
+        r.stderr.contains("a.csv:3: column `note`: not UTF-8 text"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Arrow error"), "{}", r.stderr);
 }

@@ -380,10 +380,21 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         }
         let format = self.options.format();
         if !self.serial(cx, format).await {
-            return Ok(Built {
-                table: listing::build(cx.ctx, src, format).await?,
-                bad_rows: None,
-            });
+            match listing::build(cx.ctx, src, format).await {
+                Ok(table) => {
+                    return Ok(Built {
+                        table,
+                        bad_rows: None,
+                    });
+                }
+                // DataFusion's CSV inference stops at text that is not UTF-8 without naming
+                // the row: the serial reader infers past it, then fails on it by line.
+                Err(e)
+                    if src.schema.is_none()
+                        && matches!(format, Format::Csv(_))
+                        && e.to_string().contains("UTF-8") => {}
+                Err(e) => return Err(e),
+            }
         }
         let log = match src.on_bad_row {
             OnBadRow::Fail => Arc::new(BadRowLog::failing(&src.name)),
