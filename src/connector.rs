@@ -118,6 +118,10 @@ pub trait SourceConnector: std::fmt::Debug + Send + Sync + 'static {
     fn schema(&self) -> Option<&IndexMap<String, String>> {
         None
     }
+    /// The JSON Schema file giving the schema, if any (relative to the pipeline file).
+    fn schema_file(&self) -> Option<&str> {
+        None
+    }
     /// What to do with rows that do not parse.
     fn on_bad_row(&self) -> OnBadRow {
         OnBadRow::Fail

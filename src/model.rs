@@ -222,6 +222,8 @@ pub struct Pipeline {
     pub engine: EngineSpec,
     /// Line and column of every YAML path in the file, for messages.
     pub places: HashMap<String, Pos>,
+    /// This run's bad rows, by source (shared by every plan of the run).
+    pub bad_rows: crate::source::BadRowLogs,
 }
 
 impl Pipeline {

@@ -274,10 +274,16 @@ pub async fn preview(args: &PreviewArgs, out: Output) -> u8 {
             EXIT_OK
         }
         Err(e) => {
-            out.diagnostic(&Diagnostic::error(format!(
-                "`{rel}`: {}",
-                crate::plan::clean_message(&e.to_string())
-            )));
+            // A bad row is named by its file and physical line, as `etl run` names it.
+            let located =
+                crate::run::bad_row_diagnostic(&planned.ctx, &p, &p.upstream(&rel), &e.to_string())
+                    .await;
+            out.diagnostic(&located.unwrap_or_else(|| {
+                Diagnostic::error(format!(
+                    "`{rel}`: {}",
+                    crate::plan::clean_message(&e.to_string())
+                ))
+            }));
             EXIT_FAILED
         }
     }

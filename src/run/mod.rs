@@ -13,6 +13,7 @@
 //!
 //! Whatever happens, a run record is written under the state folder.
 
+mod badrows;
 pub mod incremental;
 mod phases;
 mod progress;
@@ -21,6 +22,7 @@ pub mod report;
 pub mod scope;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::connector::StageCx;
@@ -29,7 +31,9 @@ use crate::engine::{EngineOptions, session};
 use crate::model::Pipeline;
 use crate::plan::{PlanError, SourceMode, plan, plan_bounded};
 use crate::sink::{self, SinkError};
+use crate::source::BadRowLog;
 
+pub use badrows::bad_row_diagnostic;
 pub use record::RunRecord;
 pub use report::{StepKind, StepReport, StepStatus};
 pub use scope::{Selection, selection};
@@ -230,6 +234,23 @@ async fn run_phases(
             }
         }
     }
+    // Sinks named in a source's `quarantine:` receive its bad rows once every other reader
+    // of the source is done: they are staged after the groups.
+    let quarantine_sinks: Vec<(String, Arc<BadRowLog>)> = p
+        .bad_rows
+        .all()
+        .into_iter()
+        .filter_map(|log| {
+            let sink = log.sink.clone().filter(|s| sinks.contains(s))?;
+            Some((sink, log))
+        })
+        .collect();
+    let sinks: Vec<String> = sinks
+        .iter()
+        .filter(|s| !quarantine_sinks.iter().any(|(q, _)| q == *s))
+        .cloned()
+        .collect();
+    let sinks = sinks.as_slice();
     let inc = incremental::plan(
         &planned.ctx,
         p,
@@ -249,7 +270,6 @@ async fn run_phases(
     }
     let progress = progress::Progress::new(opts.progress);
     let mut staged = Vec::new();
-    let mut bad_rows = planned.bad_rows.clone();
     let assigned = scope::assign(p, sel, &inc.groups);
     let mut first = Some(planned.ctx);
     let result = async {
@@ -286,10 +306,7 @@ async fn run_phases(
                 )
                 .await
                 {
-                    Ok(pl) => {
-                        bad_rows.extend(pl.bad_rows);
-                        pl.ctx
-                    }
+                    Ok(pl) => pl.ctx,
                     Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
                     Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
                 },
@@ -328,8 +345,20 @@ async fn run_phases(
             }
             first = Some(ctx);
         }
-        crate::fault::point("staged");
         let ctx = first.take().unwrap_or(new_session()?);
+        let bad = badrows::Cx {
+            ctx: &ctx,
+            p,
+            run_id,
+            shared: &shared,
+            marks: &inc.marks,
+            prev_runs: &prev_runs,
+        };
+        if let Err(d) = badrows::settle(&bad, &quarantine_sinks, &mut staged, out).await {
+            badrows::abort(&bad, &mut staged).await;
+            return Err(Stop::Failed(d));
+        }
+        crate::fault::point("staged");
         let cx = phases::Cx {
             ctx: &ctx,
             p,
@@ -347,16 +376,7 @@ async fn run_phases(
     }
     .await;
     progress.clear();
-    for log in &bad_rows {
-        if let Some(summary) = log.summary()
-            && let Some(step) = out
-                .steps
-                .iter_mut()
-                .find(|s| s.kind == StepKind::Source && s.name == log.source)
-        {
-            step.detail = Some(summary);
-        }
-    }
+    badrows::report(p, out);
     result
 }
 

@@ -341,43 +341,8 @@ async fn read_failure(
     what: &str,
 ) -> Diagnostic {
     let text = err.to_string();
-    let markers = [
-        "Parser error",
-        "Csv error",
-        "Json error",
-        "parsing value",
-        "Error parsing",
-        "Cast error",
-        "incorrect number of fields",
-        "Encountered unexpected",
-        "not a valid",
-    ];
-    if markers.iter().any(|m| text.contains(m)) {
-        for name in cx.needed {
-            let Some(src) = cx.p.sources.get(name) else {
-                continue;
-            };
-            let schema = match (&src.schema, cx.ctx.table_provider(name.as_str()).await) {
-                (Some(s), _) => s.clone(),
-                (None, Ok(t)) => t.schema(),
-                (None, Err(_)) => continue,
-            };
-            let build_cx = crate::connector::BuildCx {
-                ctx: cx.ctx,
-                pipeline: cx.p,
-                source: src,
-            };
-            if let Some(bad) = src.spec.locate_bad_row(&build_cx, schema).await {
-                let path_key = format!("{}.path", src.yaml_path);
-                return Diagnostic::error(bad.to_string())
-                    .in_file(&cx.p.file)
-                    .at_path(path_key.clone())
-                    .at(cx.p.pos(&path_key))
-                    .with_help(
-                        "fix the row, or declare the column with a type that fits it in `schema:`",
-                    );
-            }
-        }
+    if let Some(d) = super::badrows::bad_row_diagnostic(cx.ctx, cx.p, cx.needed, &text).await {
+        return d;
     }
     place(
         cx.p,

@@ -11,7 +11,7 @@ pub mod postgres;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-pub use file::{BadRow, BadRowLog, MAX_LISTED_ENTRIES, list_files};
+pub use file::{BadRow, BadRowLog, BadRowLogs, MAX_LISTED_ENTRIES, list_files};
 
 use crate::model::{Pipeline, Source};
 use crate::store::StoreError;

@@ -83,6 +83,16 @@ pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostic
     out
 }
 
+/// Adds checks that come from elsewhere than `checks:` (a JSON Schema's `enum`s), giving
+/// each a file name unique among all the pipeline's checks.
+pub(super) fn add_derived(out: &mut Vec<Check>, derived: Vec<Check>) {
+    let mut used: HashSet<String> = out.iter().map(|c| c.file_name.clone()).collect();
+    for (i, mut c) in derived.into_iter().enumerate() {
+        c.file_name = unique_name(&file_name(&c.target, &c.kind, None, i), &mut used);
+        out.push(c);
+    }
+}
+
 fn check(
     loaded: &Loaded,
     target: &str,

@@ -3,7 +3,7 @@
 use super::{is_url, resolve_local};
 use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
-use crate::model::{Sink, Source};
+use crate::model::{Check, CheckKind, Sink, Source};
 use crate::spec::{SinkSpec, SourceSpec};
 use crate::types::{TYPE_NAMES, schema_from_spec};
 
@@ -12,8 +12,9 @@ pub(super) fn source(
     name: &str,
     spec: &SourceSpec,
     diags: &mut Diagnostics,
-) -> Option<Source> {
+) -> Option<(Source, Vec<Check>)> {
     let yaml_path = format!("sources.{name}");
+    let mut checks = Vec::new();
     let schema = match spec.schema().map(schema_from_spec) {
         Some(Ok(schema)) => Some(schema),
         Some(Err((col, ty))) => {
@@ -24,8 +25,29 @@ pub(super) fn source(
             diags.push(d.with_help(format!("types are: {TYPE_NAMES}")));
             return None;
         }
-        None => None,
+        None => match spec.schema_file() {
+            Some(file) => {
+                let key = format!("{yaml_path}.schema_file");
+                let path = resolve_local(&loaded.base_dir, file);
+                match crate::source::file::jsonschema::load(&path) {
+                    Ok(js) => {
+                        checks = enum_checks(name, &key, js.enums);
+                        Some(js.schema)
+                    }
+                    Err(e) => {
+                        diags.push(loaded.error_at(&key, e.to_string()));
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        },
     };
+    if let Some(schema) = &schema
+        && !nested_fits(loaded, &yaml_path, spec, schema, diags)
+    {
+        return None;
+    }
     let before = diags.error_count();
     spec.check(&mut crate::connector::CheckCx {
         loaded,
@@ -44,14 +66,74 @@ pub(super) fn source(
         ],
         None => Vec::new(),
     };
-    Some(Source {
-        name: name.to_string(),
-        spec: spec.clone(),
-        schema,
-        locations,
-        on_bad_row: spec.on_bad_row(),
-        yaml_path,
-    })
+    Some((
+        Source {
+            name: name.to_string(),
+            spec: spec.clone(),
+            schema,
+            locations,
+            on_bad_row: spec.on_bad_row(),
+            yaml_path,
+        },
+        checks,
+    ))
+}
+
+/// A JSON Schema `enum` on a column: an accepted-values check on the source.
+fn enum_checks(
+    source: &str,
+    yaml_path: &str,
+    enums: Vec<(String, Vec<serde_json::Value>)>,
+) -> Vec<Check> {
+    enums
+        .into_iter()
+        .map(|(column, values)| Check {
+            target: source.to_string(),
+            name: format!("accepted_values({column})"),
+            // Given when the checks are gathered (unique in the pipeline).
+            file_name: String::new(),
+            kind: CheckKind::AcceptedValues { column, values },
+            severity: crate::spec::CheckSeverity::Error,
+            filter: None,
+            store_failures: false,
+            reads: Vec::new(),
+            yaml_path: yaml_path.to_string(),
+        })
+        .collect()
+}
+
+/// Nested types (struct, array, map) only where the format can produce them: not in CSV,
+/// whose fields are text.
+fn nested_fits(
+    loaded: &Loaded,
+    yaml_path: &str,
+    spec: &SourceSpec,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    diags: &mut Diagnostics,
+) -> bool {
+    if spec.kind() != "csv" {
+        return true;
+    }
+    let mut fits = true;
+    for f in schema.fields().iter().filter(|f| f.data_type().is_nested()) {
+        let key = match spec.schema_file() {
+            Some(_) => format!("{yaml_path}.schema_file"),
+            None => format!("{yaml_path}.schema.{}", f.name()),
+        };
+        let d = loaded.error_at(
+            &key,
+            format!(
+                "column `{}`: a csv source cannot hold `{}`: CSV fields are text",
+                f.name(),
+                crate::types::sql_name(f.data_type())
+            ),
+        );
+        diags.push(d.with_help(
+            "read the column as `string` and take it apart in SQL, or read the data as json or parquet",
+        ));
+        fits = false;
+    }
+    fits
 }
 
 pub(super) fn sink(

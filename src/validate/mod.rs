@@ -33,11 +33,14 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
     let spec = &loaded.spec;
     check_unique_names(loaded, &mut diags);
     options::engine(loaded, &mut diags);
+    let mut schema_checks = Vec::new();
     let sources: IndexMap<String, Source> = spec
         .sources
         .iter()
         .filter_map(|(name, s)| {
-            components::source(loaded, name, s, &mut diags).map(|s| (name.clone(), s))
+            let (source, checks) = components::source(loaded, name, s, &mut diags)?;
+            schema_checks.extend(checks);
+            Some((name.clone(), source))
         })
         .collect();
     let declared: Vec<String> = loaded
@@ -53,7 +56,9 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         }
     }
     let transforms = sql::order_transforms(loaded, transforms, &mut diags);
-    let checks = checks::checks(loaded, &relations, &mut diags);
+    let mut checks = checks::checks(loaded, &relations, &mut diags);
+    // A JSON Schema `enum` (in a source's `schema_file`) is an accepted-values check.
+    checks::add_derived(&mut checks, schema_checks);
     let sinks: IndexMap<String, Sink> = spec
         .sinks
         .iter()
@@ -111,6 +116,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         tests: spec.tests.clone(),
         engine: spec.engine.clone().unwrap_or_default(),
         places: places(&loaded.root),
+        bad_rows: Default::default(),
     })
 }
 

@@ -6,6 +6,7 @@
 mod servers;
 mod util;
 
+mod badrows;
 mod checks;
 mod cli;
 mod db_harness;

@@ -142,21 +142,19 @@ sinks:
 "#,
     );
     let runs = p.all_commands("quarantine.yaml", "sales", ALL_OK);
-    expect_in(&runs[8].stdout, "1 bad rows quarantined");
+    expect_in(&runs[8].stdout, "1 bad row of 3 quarantined");
     assert_eq!(
         read_csv(&p.path("out/total.csv"), &[]),
         vec![vec!["2", "3.75"]]
     );
-    let files = files_with(&p.path(".etl/quarantine/sales"), ".jsonl");
+    let files = files_with(&p.path(".etl/quarantine/sales"), ".parquet");
     assert!(!files.is_empty(), "rows were quarantined");
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for line in text.lines() {
-            let row: serde_json::Value = serde_json::from_str(line).expect(line);
-            assert_eq!(row["line"], 3, "{line}");
-            assert_eq!(row["row"], "2,***", "{line}");
-            expect_in(row["file"].as_str().unwrap(), "/data/***/sales.csv");
-            expect_in(row["reason"].as_str().unwrap(), "`***` is not a valid");
+        let rows = read_parquet(&file, &[], &["line", "raw", "file", "reason"]);
+        for row in rows {
+            assert_eq!(row[..2], ["3", "2,***"], "{row:?}");
+            expect_in(&row[2], "/data/***/sales.csv");
+            expect_in(&row[3], "`***` is not a valid");
         }
     }
     assert!(p.assert_no_trace_in_files() > 0);

@@ -1,14 +1,20 @@
 //! File sources: `csv`, `json`, `parquet`, `avro` and `lines`, locally or on object stores.
 //!
-//! One config struct, [`FileSourceSpec`], with per-format options. Formats read through
-//! DataFusion's listing tables (parallel, streaming, object-store aware) except `lines` (a
-//! column of text lines) and sources that tolerate bad rows (read serially per file, so every
-//! row's physical line is known: see [`tolerant`]).
+//! One config struct, [`FileSourceSpec`], with per-format options. Parquet, Avro and CSV
+//! that fails on a bad row read through DataFusion's listing tables (parallel, streaming,
+//! object-store aware). JSON (in its three layouts), `lines`, and CSV that skips or
+//! quarantines bad rows are read serially per file, so every row's physical line is known
+//! (see [`tolerant`]); bad rows are counted once per run (see [`badrows`]).
 
+pub mod badrows;
 mod bounded;
+mod csvread;
+mod jsonread;
+pub mod jsonschema;
 mod lines;
 pub mod listing;
 mod locate;
+mod policy;
 mod sized;
 pub mod tolerant;
 
@@ -21,10 +27,10 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use badrows::{BadRowLog, BadRowLogs, MaxBadRows};
 pub use bounded::MAX_LISTED_ENTRIES;
 pub use listing::{compression_from_name, list_files};
-pub use locate::{BadRow, describe_csv_error};
-pub use tolerant::BadRowLog;
+pub use locate::BadRow;
 
 use super::SourceError;
 
@@ -51,9 +57,24 @@ pub struct FileSourceSpec<O: Default> {
     /// Format options.
     #[serde(default)]
     pub options: O,
+    /// The schema as a JSON Schema file (draft 7 or 2020-12), instead of `schema:`:
+    /// property types (nested objects and arrays too), `format: date | date-time`,
+    /// `required` (not null) and `enum` (an accepted-values check). A row that violates it
+    /// is a bad row. Relative to the pipeline file.
+    #[serde(default)]
+    pub schema_file: Option<String>,
     /// What to do with rows that do not parse.
     #[serde(default)]
     pub on_bad_row: OnBadRow,
+    /// With `on_bad_row: skip | quarantine`: fail the run when more rows than this are bad,
+    /// a count (`100`) or a fraction of the rows read (`0.01`, or `"1%"`).
+    #[serde(default)]
+    pub max_bad_rows: Option<MaxBadRows>,
+    /// With `on_bad_row: quarantine`: the sink (one whose `from:` is this source) that
+    /// receives the bad rows (columns `source`, `file`, `line`, `raw`, `reason`, `run_id`)
+    /// instead of `<state dir>/quarantine/<source>/<run id>.parquet`.
+    #[serde(default)]
+    pub quarantine: Option<String>,
     /// Read only rows past the last committed value of a cursor column.
     #[serde(default)]
     pub incremental: Option<IncrementalSpec>,
@@ -115,10 +136,26 @@ pub struct CsvOptions {
     pub infer_rows: Option<usize>,
 }
 
+/// How records are laid out in a JSON file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonLayout {
+    /// One JSON object per line (NDJSON, JSON Lines).
+    Lines,
+    /// One top-level array of objects.
+    Array,
+    /// Objects one after another, pretty-printed or not.
+    Concatenated,
+}
+
 /// JSON reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonOptions {
+    /// The layout: `lines`, `array` or `concatenated`. By default a file whose first
+    /// non-blank character is `[` is an array, any other newline-delimited.
+    #[serde(default)]
+    pub json: Option<JsonLayout>,
     /// Compression; by default taken from the file extension.
     #[serde(default)]
     pub compression: Option<Compression>,
@@ -235,6 +272,7 @@ impl FileOptions for AvroOptions {
 
 impl FileOptions for LinesOptions {
     const KIND: &'static str = "lines";
+    const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Lines(self)
     }
@@ -268,8 +306,11 @@ impl<O: FileOptions> FileSourceSpec<O> {
         Self {
             path: path.to_string(),
             schema,
+            schema_file: None,
             options: O::default(),
             on_bad_row: OnBadRow::Fail,
+            max_bad_rows: None,
+            quarantine: None,
             incremental: None,
             connection: None,
             description: None,
@@ -295,6 +336,9 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             self.schema.as_ref()
         }
     }
+    fn schema_file(&self) -> Option<&str> {
+        self.schema_file.as_deref()
+    }
     fn on_bad_row(&self) -> OnBadRow {
         self.on_bad_row
     }
@@ -307,7 +351,7 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             cx.error(
                 "on_bad_row",
                 format!(
-                    "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
+                    "`on_bad_row` applies to csv, json and lines sources; a {} source either reads or fails",
                     O::KIND
                 ),
             );
@@ -319,6 +363,24 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
         }
         crate::validate::options::declared_types(cx, O::KIND, self.schema.as_ref());
+        self.check_bad_rows(cx);
+        if self.schema_file.is_some() {
+            if self.schema.is_some() {
+                cx.error(
+                    "schema_file",
+                    "give the schema as `schema:` or as `schema_file:`, not both",
+                );
+            }
+            if !matches!(O::KIND, "csv" | "json") {
+                cx.error(
+                    "schema_file",
+                    format!(
+                        "`schema_file` applies to csv and json sources, not to {}",
+                        O::KIND
+                    ),
+                );
+            }
+        }
         self.options.check(cx);
     }
 
@@ -337,37 +399,56 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             })?;
         }
         let format = self.options.format();
-        let plain = || async {
-            match format {
-                Format::Lines(o) => lines::build(cx.ctx, src, o).await,
-                _ => listing::build(cx.ctx, src, format).await,
+        if !self.serial(cx, format).await {
+            match listing::build(cx.ctx, src, format).await {
+                Ok(table) => {
+                    return Ok(Built {
+                        table,
+                        bad_rows: None,
+                    });
+                }
+                // DataFusion's CSV inference stops at text that is not UTF-8 without naming
+                // the row: the serial reader infers past it, then fails on it by line.
+                Err(e)
+                    if src.schema.is_none()
+                        && matches!(format, Format::Csv(_))
+                        && e.to_string().contains("UTF-8") => {}
+                Err(e) => return Err(e),
             }
-        };
-        if src.on_bad_row == OnBadRow::Fail {
-            return Ok(Built {
-                table: plain().await?,
-                bad_rows: None,
-            });
         }
-        // The typed schema: declared, or inferred by the plain table.
-        let schema = match &src.schema {
-            Some(s) => s.clone(),
-            None => plain().await?.schema(),
+        let log = match src.on_bad_row {
+            OnBadRow::Fail => Arc::new(BadRowLog::failing(&src.name)),
+            mode => cx.pipeline.bad_rows.get_or_create(&src.name, || {
+                let settings = badrows::LogSettings {
+                    mode,
+                    limit: self.max_bad_rows.as_ref().and_then(|m| m.limit().ok()),
+                    sink: self.quarantine.clone(),
+                };
+                BadRowLog::new(
+                    &src.name,
+                    settings,
+                    &cx.pipeline.state_dir,
+                    &cx.pipeline.run_id,
+                )
+            }),
         };
-        let log = Arc::new(BadRowLog::new(
-            &src.name,
-            src.on_bad_row,
-            &cx.pipeline.state_dir,
-            &cx.pipeline.run_id,
-        ));
+        let schema = match (&src.schema, format) {
+            (_, Format::Lines(_)) => lines::schema(),
+            (Some(s), _) => s.clone(),
+            (None, f) => tolerant::infer(cx.ctx, src, f).await?,
+        };
         let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
         Ok(Built {
             table,
-            bad_rows: Some(log),
+            bad_rows: (src.on_bad_row != OnBadRow::Fail).then_some(log),
         })
     }
 
     async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
+        // A source that skips or quarantines bad rows never fails on one: do not blame it.
+        if cx.source.on_bad_row != OnBadRow::Fail {
+            return None;
+        }
         locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
     }
 
