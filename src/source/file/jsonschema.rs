@@ -39,7 +39,7 @@ pub enum JsonSchemaError {
         /// The file.
         path: String,
         /// Why.
-        error: std::io::Error,
+        error: crate::load::ReadError,
     },
     /// The file is not JSON.
     #[error("{path} is not JSON: {error}")]
@@ -64,7 +64,8 @@ pub enum JsonSchemaError {
 /// Reads a JSON Schema file into columns and accepted values.
 pub fn load(path: &Path) -> Result<FromJsonSchema, JsonSchemaError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| JsonSchemaError::Read {
+    // A regular file of bounded size: a device or a FIFO would block or never end.
+    let text = crate::load::read_text(path).map_err(|error| JsonSchemaError::Read {
         path: shown.clone(),
         error,
     })?;
