@@ -156,6 +156,19 @@ impl Templater {
         }
     }
 
+    /// A copy of this renderer with one more name in the context (an HTTP source's `item`,
+    /// rendered once per item of its `for_each`).
+    pub fn with_value(&self, name: &str, value: Value) -> Templater {
+        let mut context = self.context.clone();
+        context.insert(name.to_string(), value);
+        Templater {
+            env: self.env.clone(),
+            context,
+            vars: self.vars.clone(),
+            unset_env: self.unset_env.clone(),
+        }
+    }
+
     /// True when the text holds template syntax.
     pub fn is_template(text: &str) -> bool {
         text.contains("{{") || text.contains("{%") || text.contains("{#")

@@ -5,9 +5,11 @@
 //! column of text lines) and sources that tolerate bad rows (read serially per file, so every
 //! row's physical line is known: see [`tolerant`]).
 
+pub mod after_commit;
 mod lines;
 pub mod listing;
 mod locate;
+pub mod moves;
 mod sized;
 pub mod tolerant;
 
@@ -54,9 +56,17 @@ pub struct FileSourceSpec<O: Default> {
     /// The connection holding object-store credentials, if not from the environment.
     #[serde(default)]
     pub connection: Option<String>,
+    /// Once every sink committed, move the files this run read (`move_to: "archived/{{ ds
+    /// }}"`) or delete them (`delete: true`). Only the files the run read are touched; a
+    /// failed run touches none.
+    #[serde(default)]
+    pub after_commit: Option<after_commit::AfterCommit>,
     /// What the source holds.
     #[serde(default)]
     pub description: Option<String>,
+    /// The files each run read, when `after_commit` is set (not part of the file).
+    #[serde(skip)]
+    pub pinned: Arc<after_commit::Pinned>,
 }
 
 /// Parquet reading options (none yet).
@@ -253,7 +263,9 @@ impl<O: FileOptions> FileSourceSpec<O> {
             on_bad_row: OnBadRow::Fail,
             incremental: None,
             connection: None,
+            after_commit: None,
             description: None,
+            pinned: Arc::default(),
         }
     }
 }
@@ -299,10 +311,97 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         if let Some(c) = &self.connection {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
         }
+        if let Some(ac) = &self.after_commit {
+            after_commit::check(ac, &self.path, cx);
+        }
         self.options.check(cx);
     }
 
     async fn build(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        // With `after_commit`, the run reads exactly the files it listed first.
+        let pinned;
+        let src = match &self.after_commit {
+            None => cx.source,
+            Some(_) => {
+                self.ensure_stores(cx)?;
+                match after_commit::pin(cx, self.options.format(), &self.pinned).await? {
+                    Some(s) => {
+                        pinned = s;
+                        &pinned
+                    }
+                    None => return empty(cx),
+                }
+            }
+        };
+        let cx = &BuildCx {
+            ctx: cx.ctx,
+            pipeline: cx.pipeline,
+            source: src,
+            options: cx.options,
+        };
+        self.build_from(cx).await
+    }
+
+    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
+        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
+    }
+
+    async fn after_commit(
+        &self,
+        cx: &BuildCx<'_>,
+    ) -> Result<Option<crate::sink::commit::Entry>, SourceError> {
+        match &self.after_commit {
+            Some(ac) => {
+                after_commit::entry(cx, ac, &self.pinned, &self.path, self.connection.as_deref())
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An empty table with the declared schema (an `after_commit` source with nothing to read).
+fn empty(cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+    let schema = cx
+        .source
+        .schema
+        .clone()
+        .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+    let table =
+        datafusion::datasource::MemTable::try_new(schema, vec![vec![]]).map_err(|error| {
+            SourceError::Engine {
+                name: cx.source.name.clone(),
+                error,
+            }
+        })?;
+    Ok(Built {
+        table: Arc::new(table),
+        bad_rows: None,
+    })
+}
+
+impl<O: FileOptions> FileSourceSpec<O> {
+    fn ensure_stores(&self, cx: &BuildCx<'_>) -> Result<(), SourceError> {
+        let connection = self
+            .connection
+            .as_deref()
+            .and_then(|c| super::pipeline_connection(cx.pipeline, c));
+        for loc in &cx.source.locations {
+            crate::store::ensure_store(cx.ctx, loc, connection).map_err(|error| {
+                SourceError::Store {
+                    name: cx.source.name.clone(),
+                    error,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn build_from(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
         let src = cx.source;
         let connection = self
             .connection
@@ -345,14 +444,6 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             table,
             bad_rows: Some(log),
         })
-    }
-
-    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
-        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
