@@ -5,14 +5,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::client::{Client, Prepared, Response};
 use super::config::{HttpSourceSpec, Paginate, ResponseFormat};
 use super::error::{HttpError, mask};
 use super::extract::{ExtractError, Extracted, Extractor, path};
-use super::land::{self, LandDir, LandedPage, Manifest};
+use super::land::{self, LandDir, Lander};
 use super::render::{Request, Resolved};
 use super::spool::{Span, Spool};
 use crate::connector::{BuildCx, ReadStats};
@@ -201,81 +200,6 @@ impl Shared {
             records: ex.records,
             url: url.into(),
         })
-    }
-}
-
-/// Writes bodies and the manifest into a run's landing folder.
-struct Lander {
-    dir: LandDir,
-    run_id: String,
-    started: chrono::DateTime<chrono::Utc>,
-    pages: Mutex<Vec<LandedPage>>,
-}
-
-impl Lander {
-    async fn land(
-        &self,
-        source: &str,
-        ext: &str,
-        item: usize,
-        page: u64,
-        url: &str,
-        body: Bytes,
-    ) -> Result<String, HttpError> {
-        let file = land::page_file(source, item, page, ext);
-        let bytes = body.len() as u64;
-        let gz = tokio::task::spawn_blocking(move || land::gzip(&body))
-            .await
-            .map_err(|e| HttpError::Task(e.to_string()))?;
-        self.dir
-            .put(&file, gz)
-            .await
-            .map_err(|reason| HttpError::Land {
-                path: self.dir.shown(),
-                reason,
-            })?;
-        self.pages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(LandedPage {
-                file: file.clone(),
-                item,
-                page,
-                url: url.to_string(),
-                bytes,
-            });
-        Ok(format!("{}/{file}", self.dir.shown()))
-    }
-
-    async fn finish(
-        &self,
-        source: &str,
-        format: &str,
-        items: &[serde_json::Value],
-        error: Option<&HttpError>,
-    ) -> Result<(), HttpError> {
-        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        pages.sort_by_key(|p| (p.item, p.page));
-        let m = Manifest {
-            source: source.to_string(),
-            run_id: self.run_id.clone(),
-            started_at: self.started.to_rfc3339(),
-            finished_at: chrono::Utc::now().to_rfc3339(),
-            complete: error.is_none(),
-            error: error.map(|e| mask(&e.to_string())),
-            format: format.to_string(),
-            items: items.to_vec(),
-            pages,
-        };
-        let json = crate::secrets::redact(&serde_json::to_string_pretty(&m).unwrap_or_default())
-            .into_owned();
-        self.dir
-            .put(&land::manifest_file(source), json.into_bytes())
-            .await
-            .map_err(|reason| HttpError::Land {
-                path: self.dir.shown(),
-                reason,
-            })
     }
 }
 

@@ -11,12 +11,15 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+
+use super::error::{HttpError, mask};
 
 /// What a landing folder holds for one source.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +226,83 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .read_to_end(&mut out)
         .map_err(|e| format!("damaged gzip: {e}"))?;
     Ok(out)
+}
+
+/// Writes bodies and the manifest into a run's landing folder.
+pub struct Lander {
+    pub(super) dir: LandDir,
+    pub(super) run_id: String,
+    pub(super) started: chrono::DateTime<chrono::Utc>,
+    pub(super) pages: Mutex<Vec<LandedPage>>,
+}
+
+impl Lander {
+    /// Lands one body; returns where it went.
+    pub async fn land(
+        &self,
+        source: &str,
+        ext: &str,
+        item: usize,
+        page: u64,
+        url: &str,
+        body: Bytes,
+    ) -> Result<String, HttpError> {
+        let file = page_file(source, item, page, ext);
+        let bytes = body.len() as u64;
+        let gz = tokio::task::spawn_blocking(move || gzip(&body))
+            .await
+            .map_err(|e| HttpError::Task(e.to_string()))?;
+        self.dir
+            .put(&file, gz)
+            .await
+            .map_err(|reason| HttpError::Land {
+                path: self.dir.shown(),
+                reason,
+            })?;
+        self.pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(LandedPage {
+                file: file.clone(),
+                item,
+                page,
+                url: url.to_string(),
+                bytes,
+            });
+        Ok(format!("{}/{file}", self.dir.shown()))
+    }
+
+    /// Writes the manifest (last: a landing is complete once it is there).
+    pub async fn finish(
+        &self,
+        source: &str,
+        format: &str,
+        items: &[serde_json::Value],
+        error: Option<&HttpError>,
+    ) -> Result<(), HttpError> {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        pages.sort_by_key(|p| (p.item, p.page));
+        let m = Manifest {
+            source: source.to_string(),
+            run_id: self.run_id.clone(),
+            started_at: self.started.to_rfc3339(),
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            complete: error.is_none(),
+            error: error.map(|e| mask(&e.to_string())),
+            format: format.to_string(),
+            items: items.to_vec(),
+            pages,
+        };
+        let json = crate::secrets::redact(&serde_json::to_string_pretty(&m).unwrap_or_default())
+            .into_owned();
+        self.dir
+            .put(&manifest_file(source), json.into_bytes())
+            .await
+            .map_err(|reason| HttpError::Land {
+                path: self.dir.shown(),
+                reason,
+            })
+    }
 }
 
 #[cfg(test)]
