@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// then set from what this run read).
     #[arg(long)]
     pub full_refresh: bool,
+    /// Read HTTP sources from what their `land:` kept (the newest complete landing for the
+    /// run's date) instead of calling their APIs: replays a run, e.g. after a fix to the SQL.
+    #[arg(long)]
+    pub from_landed: bool,
 }
 
 /// `etl state`.

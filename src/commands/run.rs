@@ -122,6 +122,7 @@ async fn run_one(
         ds: ds.to_string(),
         wait,
         full_refresh: args.full_refresh,
+        from_landed: args.from_landed,
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {

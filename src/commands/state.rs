@@ -258,7 +258,12 @@ async fn parse_value(
 ) -> Result<Watermark, (u8, Diagnostic)> {
     let src = &p.sources[source];
     let cursor = &src.spec.incremental().expect("incremental").cursor;
-    let built = crate::source::build(ctx, p, src)
+    // Only the cursor column's type is needed: an API source makes one request at most.
+    let probe = crate::connector::BuildOptions {
+        probe: true,
+        ..Default::default()
+    };
+    let built = crate::source::build_with(ctx, p, src, probe)
         .await
         .map_err(|e| (EXIT_FAILED, Diagnostic::error(e.to_string())))?;
     let schema = built.table.schema();

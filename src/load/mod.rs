@@ -306,7 +306,8 @@ fn render_root(root: &Node, t: &Templater, cx: &Cx, diags: &mut Diagnostics) -> 
 fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) {
     match &mut node.kind {
         Kind::Scalar(s, style) => {
-            if Templater::is_template(s) {
+            // Per-item templates of HTTP sources are rendered per item, by validation.
+            if Templater::is_template(s) && !crate::source::http::defers_rendering(path, s, t) {
                 match t.render(s) {
                     Ok(r) => *s = r,
                     Err(e) => {

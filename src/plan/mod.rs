@@ -82,6 +82,21 @@ impl Bounds {
     }
 }
 
+/// What a run asks of planning besides the pipeline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions<'a> {
+    /// Only these sources and transforms (all when `None`).
+    pub only: Option<&'a [String]>,
+    /// Incremental sources limited to these rows.
+    pub bounds: Option<&'a HashMap<String, Bounds>>,
+    /// HTTP sources read what they landed (`etl run --from-landed`).
+    pub from_landed: bool,
+    /// Only schemas are needed (dry runs; always so in lenient mode).
+    pub probe: bool,
+    /// The run ignores watermarks (`--full-refresh`).
+    pub full_refresh: bool,
+}
+
 /// Registers every source and transform of `pipeline` (limited to `only`, when given).
 pub async fn plan(
     ctx: SessionContext,
@@ -89,7 +104,11 @@ pub async fn plan(
     mode: SourceMode,
     only: Option<&[String]>,
 ) -> Result<Planned, PlanError> {
-    plan_bounded(ctx, pipeline, mode, only, &HashMap::new()).await
+    let opts = PlanOptions {
+        only,
+        ..Default::default()
+    };
+    plan_with(ctx, pipeline, mode, &opts).await
 }
 
 /// Like [`plan`], with incremental sources limited to the rows in `bounds`.
@@ -100,6 +119,22 @@ pub async fn plan_bounded(
     only: Option<&[String]>,
     bounds: &HashMap<String, Bounds>,
 ) -> Result<Planned, PlanError> {
+    let opts = PlanOptions {
+        only,
+        bounds: Some(bounds),
+        ..Default::default()
+    };
+    plan_with(ctx, pipeline, mode, &opts).await
+}
+
+/// Registers every source and transform of `pipeline`, as `opts` say.
+pub async fn plan_with(
+    ctx: SessionContext,
+    pipeline: &Pipeline,
+    mode: SourceMode,
+    opts: &PlanOptions<'_>,
+) -> Result<Planned, PlanError> {
+    let only = opts.only;
     let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
     let mut planned = Planned {
         ctx,
@@ -109,7 +144,13 @@ pub async fn plan_bounded(
     };
     let mut unavailable: Vec<String> = Vec::new();
     for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
-        if !register_source(&mut planned, pipeline, src, mode, bounds.get(name)).await? {
+        let build = crate::connector::BuildOptions {
+            bounds: opts.bounds.and_then(|b| b.get(name)),
+            from_landed: opts.from_landed,
+            probe: opts.probe || mode == SourceMode::Lenient,
+            full_refresh: opts.full_refresh,
+        };
+        if !register_source(&mut planned, pipeline, src, mode, build).await? {
             unavailable.push(name.clone());
         }
     }
@@ -154,9 +195,10 @@ async fn register_source(
     pipeline: &Pipeline,
     src: &Source,
     mode: SourceMode,
-    bounds: Option<&Bounds>,
+    build: crate::connector::BuildOptions<'_>,
 ) -> Result<bool, PlanError> {
-    let built = source::build(&planned.ctx, pipeline, src).await;
+    let bounds = build.bounds;
+    let built = source::build_with(&planned.ctx, pipeline, src, build).await;
     match built {
         Ok(crate::connector::Built { table, bad_rows }) => {
             planned.bad_rows.extend(bad_rows);
@@ -181,10 +223,12 @@ async fn register_source(
             Ok(true)
         }
         Err(e) => {
-            let path_key = if src.locations.is_empty() {
-                src.yaml_path.clone()
-            } else {
-                format!("{}.path", src.yaml_path)
+            let path_key = match e.yaml_key() {
+                Some(key) if pipeline.pos(&format!("{}.{key}", src.yaml_path)).is_some() => {
+                    format!("{}.{key}", src.yaml_path)
+                }
+                _ if src.locations.is_empty() => src.yaml_path.clone(),
+                _ => format!("{}.path", src.yaml_path),
             };
             let mut d = source_diag(pipeline, &path_key, &e);
             if mode == SourceMode::Strict {

@@ -188,6 +188,7 @@ pub async fn bad_row_diagnostic(
             ctx,
             pipeline: p,
             source: src,
+            options: Default::default(),
         };
         if let Some(bad) = src.spec.locate_bad_row(&build_cx, schema).await {
             return Some(at_source(src, bad.to_string()));

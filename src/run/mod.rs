@@ -20,6 +20,7 @@ mod progress;
 pub mod record;
 pub mod report;
 pub mod scope;
+mod sources;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::connector::StageCx;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::engine::{EngineOptions, session};
 use crate::model::Pipeline;
-use crate::plan::{PlanError, SourceMode, plan, plan_bounded};
+use crate::plan::{PlanError, PlanOptions, SourceMode, plan_with};
 use crate::sink::{self, SinkError};
 use crate::source::BadRowLog;
 
@@ -55,6 +56,8 @@ pub struct RunOptions {
     pub wait: Option<std::time::Duration>,
     /// Ignore the watermarks of incremental sources: read every row.
     pub full_refresh: bool,
+    /// Read HTTP sources from what they landed instead of calling their APIs.
+    pub from_landed: bool,
 }
 
 /// How a run ended badly.
@@ -98,7 +101,11 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOut
         notes: sel.left_out_note().into_iter().collect(),
         seconds: 0.0,
     };
+    if opts.from_landed {
+        sources::check_replay(p, &sel.needed).map_err(RunError::Invalid)?;
+    }
     let result = run_phases(p, opts, run_id, &sel, &mut out).await;
+    sources::add_read_stats(p, &sel.needed, run_id, &mut out);
     out.seconds = started.elapsed().as_secs_f64();
     for c in &sel.left_out {
         out.steps.push(
@@ -166,7 +173,14 @@ async fn run_phases(
     )
     .await?;
     let t0 = Instant::now();
-    let planned = match plan(ctx, p, SourceMode::Strict, Some(needed)).await {
+    let plan_opts = PlanOptions {
+        only: Some(needed),
+        bounds: None,
+        from_landed: opts.from_landed,
+        probe: opts.dry_run,
+        full_refresh: opts.full_refresh,
+    };
+    let planned = match plan_with(ctx, p, SourceMode::Strict, &plan_opts).await {
         Ok(pl) => pl,
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
@@ -262,6 +276,10 @@ async fn run_phases(
     .await
     .map_err(Stop::Failed)?;
     out.notes.extend(inc.notes.iter().cloned());
+    // What the file sources read is known now: their `after_commit` moves.
+    let after = sources::after_commit_entries(&planned.ctx, p, sinks, needed, &mut out.notes)
+        .await
+        .map_err(Stop::Failed)?;
     for name in needed.iter().filter(|n| p.sources.contains_key(*n)) {
         out.steps.push(
             StepReport::new(name, StepKind::Source, StepStatus::Ok)
@@ -297,12 +315,15 @@ async fn run_phases(
             // Incremental sources read only their new rows: plan again with those bounds.
             let ctx = match (group.bounds.is_empty(), first.take()) {
                 (true, Some(ctx)) => ctx,
-                _ => match plan_bounded(
+                _ => match plan_with(
                     new_session()?,
                     p,
                     SourceMode::Strict,
-                    Some(group_needed),
-                    &group.bounds,
+                    &PlanOptions {
+                        only: Some(group_needed),
+                        bounds: Some(&group.bounds),
+                        ..plan_opts
+                    },
                 )
                 .await
                 {
@@ -370,7 +391,7 @@ async fn run_phases(
             marks: &inc.marks,
             prev_runs: &prev_runs,
         };
-        phases::commit_all(&cx, staged, inc.state.clone(), out)
+        phases::commit_all(&cx, staged, inc.state.clone(), after, out)
             .await
             .map_err(Stop::Failed)
     }

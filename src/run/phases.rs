@@ -267,11 +267,13 @@ pub(super) async fn write_sinks(
     Err(d)
 }
 
-/// Commits every staged output, as one unit (see `sink::commit`), with the watermarks.
+/// Commits every staged output, as one unit (see `sink::commit`), with the watermarks, then
+/// the sources' `after_commit` moves.
 pub(super) async fn commit_all(
     cx: &Cx<'_>,
     mut staged: Vec<(Box<dyn StagedOutput>, f64)>,
     watermarks: Option<crate::state::watermark::Watermarks>,
+    after: Vec<sink::commit::Entry>,
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
     let commit_cx = cx.commit_cx();
@@ -281,8 +283,13 @@ pub(super) async fn commit_all(
         outputs.push(st);
         times.push(secs);
     }
-    if let Err(e) = sink::commit_run(&commit_cx, &mut outputs, cx.ds, watermarks).await {
-        let name = match &e {
+    let done = sink::commit_run(&commit_cx, &mut outputs, cx.ds, watermarks, after).await;
+    let moves_failed = match &done {
+        Err(SinkError::AfterCommit { name, .. }) => Some(name.clone()),
+        _ => None,
+    };
+    if let (Err(e), None) = (&done, &moves_failed) {
+        let name = match e {
             SinkError::Commit { name, .. }
             | SinkError::Exists { name, .. }
             | SinkError::Db { name, .. }
@@ -330,7 +337,18 @@ pub(super) async fn commit_all(
         }
         out.steps.push(step);
     }
-    Ok(())
+    match (done, moves_failed) {
+        (Err(e), Some(source)) => {
+            let yaml_path = format!("sources.{source}.after_commit");
+            Err(place(cx.p, &yaml_path, e.to_string()).with_help(
+                "every sink committed; fix the cause, and the next `etl run` or `etl state` of this pipeline finishes moving the files",
+            ))
+        }
+        (done, _) => {
+            super::sources::report_after_commit(done.unwrap_or_default(), out);
+            Ok(())
+        }
+    }
 }
 
 /// Explains a failure while reading: if a CSV or JSON source has a bad row, say exactly where.

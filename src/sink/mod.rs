@@ -104,6 +104,15 @@ pub enum SinkError {
         /// The run that got there first.
         other: String,
     },
+    /// A source's `after_commit` moves failed (every sink committed; the next run finishes
+    /// the moves).
+    #[error("source `{name}`: after_commit: {reason}")]
+    AfterCommit {
+        /// The source.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// Watermarks could not be saved.
     #[error("cannot save the watermarks: {0}")]
     State(String),

@@ -1,9 +1,10 @@
 //! Sources: each connector turns a validated [`Source`] into a DataFusion table.
 //!
 //! One module per connector (see [`crate::connector::SOURCES`] for the registry): files
-//! (csv, json, parquet, avro, lines), inline rows, PostgreSQL and MySQL.
+//! (csv, json, parquet, avro, lines), inline rows, PostgreSQL, MySQL and HTTP APIs.
 
 pub mod file;
+pub mod http;
 pub mod inline;
 pub mod mysql;
 pub mod postgres;
@@ -89,6 +90,22 @@ pub enum SourceError {
         /// The database error.
         error: crate::db::DbError,
     },
+    /// An HTTP API source failed (a request, a body, the landing zone).
+    #[error("source `{name}`: {error}")]
+    Http {
+        /// The source.
+        name: String,
+        /// What went wrong.
+        error: http::HttpError,
+    },
+    /// A file source's `after_commit` could not be prepared.
+    #[error("source `{name}`: after_commit: {reason}")]
+    AfterCommit {
+        /// The source.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The engine refused the table (schema inference, listing).
     #[error("source `{name}`: {error}")]
     Engine {
@@ -99,16 +116,49 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// The key of the source's entry the error is about, when it is not the entry itself
+    /// or its `path`: an API's `url`, its `land`, a file source's `after_commit`.
+    pub fn yaml_key(&self) -> Option<&'static str> {
+        match self {
+            Self::Http {
+                error: http::HttpError::Land { .. } | http::HttpError::Replay { .. },
+                ..
+            } => Some("land"),
+            Self::Http { .. } => Some("url"),
+            Self::AfterCommit { .. } => Some("after_commit"),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the table for a source with its connector.
 pub async fn build(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     src: &Source,
 ) -> Result<crate::connector::Built, SourceError> {
+    build_with(
+        ctx,
+        pipeline,
+        src,
+        crate::connector::BuildOptions::default(),
+    )
+    .await
+}
+
+/// Builds the table for a source with its connector, as a command asks.
+pub async fn build_with(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    src: &Source,
+    options: crate::connector::BuildOptions<'_>,
+) -> Result<crate::connector::Built, SourceError> {
     let cx = crate::connector::BuildCx {
         ctx,
         pipeline,
         source: src,
+        options,
     };
     src.spec.build(&cx).await
 }

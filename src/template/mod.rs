@@ -108,6 +108,21 @@ impl Templater {
         Arc::make_mut(&mut self.vars).insert(name.to_string(), value);
     }
 
+    /// A copy of this renderer with one more name in the context (an HTTP source's `item`,
+    /// rendered once per item of its `for_each`). The copy has a budget of its own: each
+    /// render is still bounded by the per-template fuel and output limits.
+    pub fn with_value(&self, name: &str, value: Value) -> Templater {
+        let mut globals = (*self.globals).clone();
+        globals.insert(name.to_string(), value);
+        Templater {
+            env: self.env.clone(),
+            globals: Arc::new(globals),
+            vars: self.vars.clone(),
+            unset_env: self.unset_env.clone(),
+            budget: Budget::default(),
+        }
+    }
+
     /// True when the text holds template syntax.
     pub fn is_template(text: &str) -> bool {
         text.contains("{{") || text.contains("{%") || text.contains("{#")

@@ -6,6 +6,7 @@
 //! quarantines bad rows are read serially per file, so every row's physical line is known
 //! (see [`tolerant`]); bad rows are counted once per run (see [`badrows`]).
 
+pub mod after_commit;
 pub mod badrows;
 mod bounded;
 mod csvread;
@@ -14,6 +15,7 @@ pub mod jsonschema;
 mod lines;
 pub mod listing;
 mod locate;
+pub mod moves;
 mod policy;
 mod sized;
 pub mod tolerant;
@@ -81,9 +83,17 @@ pub struct FileSourceSpec<O: Default> {
     /// The connection holding object-store credentials, if not from the environment.
     #[serde(default)]
     pub connection: Option<String>,
+    /// Once every sink committed, move the files this run read (`move_to: "archived/{{ ds
+    /// }}"`) or delete them (`delete: true`). Only the files the run read are touched; a
+    /// failed run touches none.
+    #[serde(default)]
+    pub after_commit: Option<after_commit::AfterCommit>,
     /// What the source holds.
     #[serde(default)]
     pub description: Option<String>,
+    /// The files each run read, when `after_commit` is set (not part of the file).
+    #[serde(skip)]
+    pub pinned: Arc<after_commit::Pinned>,
 }
 
 /// Parquet reading options (none yet).
@@ -313,7 +323,9 @@ impl<O: FileOptions> FileSourceSpec<O> {
             quarantine: None,
             incremental: None,
             connection: None,
+            after_commit: None,
             description: None,
+            pinned: Arc::default(),
         }
     }
 }
@@ -381,10 +393,101 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
                 );
             }
         }
+        if let Some(ac) = &self.after_commit {
+            after_commit::check(ac, &self.path, cx);
+        }
         self.options.check(cx);
     }
 
     async fn build(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        // With `after_commit`, the run reads exactly the files it listed first.
+        let pinned;
+        let src = match &self.after_commit {
+            None => cx.source,
+            Some(_) => {
+                self.ensure_stores(cx)?;
+                match after_commit::pin(cx, self.options.format(), &self.pinned).await? {
+                    Some(s) => {
+                        pinned = s;
+                        &pinned
+                    }
+                    None => return empty(cx),
+                }
+            }
+        };
+        let cx = &BuildCx {
+            ctx: cx.ctx,
+            pipeline: cx.pipeline,
+            source: src,
+            options: cx.options,
+        };
+        self.build_from(cx).await
+    }
+
+    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
+        // A source that skips or quarantines bad rows never fails on one: do not blame it.
+        if cx.source.on_bad_row != OnBadRow::Fail {
+            return None;
+        }
+        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
+    }
+
+    async fn after_commit(
+        &self,
+        cx: &BuildCx<'_>,
+    ) -> Result<Option<crate::sink::commit::Entry>, SourceError> {
+        match &self.after_commit {
+            Some(ac) => {
+                after_commit::entry(cx, ac, &self.pinned, &self.path, self.connection.as_deref())
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An empty table with the declared schema (an `after_commit` source with nothing to read).
+fn empty(cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+    let schema = cx
+        .source
+        .schema
+        .clone()
+        .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+    let table =
+        datafusion::datasource::MemTable::try_new(schema, vec![vec![]]).map_err(|error| {
+            SourceError::Engine {
+                name: cx.source.name.clone(),
+                error,
+            }
+        })?;
+    Ok(Built {
+        table: Arc::new(table),
+        bad_rows: None,
+    })
+}
+
+impl<O: FileOptions> FileSourceSpec<O> {
+    fn ensure_stores(&self, cx: &BuildCx<'_>) -> Result<(), SourceError> {
+        let connection = self
+            .connection
+            .as_deref()
+            .and_then(|c| super::pipeline_connection(cx.pipeline, c));
+        for loc in &cx.source.locations {
+            crate::store::ensure_store(cx.ctx, loc, connection).map_err(|error| {
+                SourceError::Store {
+                    name: cx.source.name.clone(),
+                    error,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn build_from(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
         let src = cx.source;
         let connection = self
             .connection
@@ -442,18 +545,6 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             table,
             bad_rows: (src.on_bad_row != OnBadRow::Fail).then_some(log),
         })
-    }
-
-    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
-        // A source that skips or quarantines bad rows never fails on one: do not blame it.
-        if cx.source.on_bad_row != OnBadRow::Fail {
-            return None;
-        }
-        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
