@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use minijinja::value::Value;
+use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, ErrorKind};
 
 use super::limits::{self, MAX_OUTPUT};
@@ -20,10 +20,19 @@ pub(super) fn register(
 ) {
     env.add_function(
         "env",
-        move |name: &str, default: Option<Value>| -> Result<Value, minijinja::Error> {
+        move |name: &str,
+              default: Option<Value>,
+              kwargs: Kwargs|
+              -> Result<Value, minijinja::Error> {
+            // `secret=false` reads a value that is not a secret (a target name, a region):
+            // it is printed as it is. Everything else read here is masked wherever it shows.
+            let secret = kwargs.get::<Option<bool>>("secret")?.unwrap_or(true);
+            kwargs.assert_all_used()?;
             match std::env::var(name) {
                 Ok(v) => {
-                    secrets::register(&v);
+                    if secret {
+                        secrets::register(&v);
+                    }
                     Ok(Value::from(v))
                 }
                 Err(_) => match default {

@@ -434,4 +434,26 @@ mod tests {
         let e = t.render("{{ env('ETL_TEST_UNSET_X') }}").unwrap_err();
         assert!(e.message.contains("ETL_TEST_UNSET_X"), "{}", e.message);
     }
+
+    #[test]
+    fn env_with_secret_false_is_not_masked() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("ETL_TEST_TEMPLATE_PLAIN", "plain-target-name") };
+        let t = templater();
+        assert_eq!(
+            t.render("{{ env('ETL_TEST_TEMPLATE_PLAIN', secret=false) }}")
+                .unwrap(),
+            "plain-target-name"
+        );
+        assert!(!secrets::contains_secret("x plain-target-name"));
+        assert_eq!(
+            t.render("{{ env('ETL_TEST_UNSET_Y', 'd', secret=false) }}")
+                .unwrap(),
+            "d"
+        );
+        let e = t
+            .render("{{ env('ETL_TEST_TEMPLATE_PLAIN', secrets=false) }}")
+            .unwrap_err();
+        assert!(e.message.contains("secrets"), "{}", e.message);
+    }
 }

@@ -387,3 +387,39 @@ fn sink_path_and_state_dir_holding_the_secret() {
     assert_eq!(records.len(), 2, "one record per run");
     assert!(p.assert_no_trace_in_files() > 0);
 }
+
+/// `env(name, secret=false)` reads a value that is not a secret: it is printed as it is,
+/// while a value read the usual way is still masked in the same run.
+#[test]
+fn a_value_read_with_secret_false_is_printed_as_it_is() {
+    let f = Fixture::new();
+    f.file(
+        "p.yaml",
+        r#"
+name: plain
+sources:
+  s:
+    type: inline
+    rows: [{ id: 1, note: "{{ env('ETL_TEST_HIDDEN') }}" }]
+sinks:
+  out: { from: s, type: csv, path: "out/{{ env('ETL_TEST_TARGET', secret=false) }}.csv" }
+"#,
+    );
+    let env = [
+        ("ETL_TEST_TARGET", "eu-west-reports"),
+        ("ETL_TEST_HIDDEN", "hidden-value-42"),
+    ];
+    let run = etl_env(f.path(), &["run", "p.yaml"], &env).expect_code(0);
+    let printed = format!("{}{}", run.stdout, run.stderr);
+    assert!(printed.contains("out/eu-west-reports.csv"), "{printed}");
+    assert!(!printed.contains("***/"), "{printed}");
+    let written = std::fs::read_to_string(f.path().join("out/eu-west-reports.csv")).unwrap();
+    assert_eq!(written, "id,note\n1,hidden-value-42\n");
+    let preview = etl_env(f.path(), &["preview", "p.yaml", "s"], &env).expect_code(0);
+    assert!(
+        !preview.stdout.contains("hidden-value-42"),
+        "{}",
+        preview.stdout
+    );
+    assert!(preview.stdout.contains("***"), "{}", preview.stdout);
+}
