@@ -32,7 +32,7 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
         };
         let code = match load_pipeline(file, &opts, out) {
             Ok(p) => match left_out_checks(&p, &args.select, out) {
-                Ok(()) => validate_planned(&p, out).await,
+                Ok(()) => validate_planned(&p, args.strict, out).await,
                 Err(code) => code,
             },
             Err(code) => code,
@@ -73,7 +73,9 @@ fn left_out_checks(p: &Pipeline, select: &[String], out: Output) -> Result<(), u
     Ok(())
 }
 
-async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
+/// Plans every source, transform and check. A source that cannot be read leaves what reads
+/// it unplanned: a warning, or under `--strict` an error (exit 2).
+async fn validate_planned(p: &Pipeline, strict: bool, out: Output) -> u8 {
     let ctx = match session(&EngineOptions::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -93,6 +95,14 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
             return EXIT_FAILED;
         }
     };
+    if strict && !planned.warnings.0.is_empty() {
+        let mut errors = planned.warnings.clone();
+        for d in errors.0.iter_mut() {
+            d.severity = crate::diagnostic::Severity::Error;
+        }
+        out.diagnostics(&errors);
+        return EXIT_INVALID;
+    }
     out.diagnostics(&planned.warnings);
     let mut diags = Diagnostics::default();
     for c in &p.checks {

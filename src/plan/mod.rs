@@ -235,10 +235,53 @@ async fn register_source(
                 return Err(PlanError::Source(Box::new(e), d));
             }
             d.severity = crate::diagnostic::Severity::Warning;
-            d.help = Some("transforms that read this source were not planned".into());
+            d.help = Some(not_planned(pipeline, &src.name));
             planned.warnings.push(d);
             Ok(false)
         }
+    }
+}
+
+/// What a source that could not be planned leaves unplanned: the transforms, sinks and
+/// checks that read it, directly or through other transforms.
+fn not_planned(p: &Pipeline, source: &str) -> String {
+    let reads = |name: &str| name != source && p.upstream(name).iter().any(|n| n == source);
+    let mut parts = Vec::new();
+    let transforms: Vec<&str> = p
+        .transforms
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| reads(k))
+        .collect();
+    let sinks: Vec<&str> = p
+        .sinks
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| reads(k))
+        .collect();
+    let checks: Vec<&str> = p
+        .checks
+        .iter()
+        .filter(|c| c.relations().iter().any(|r| r == source || reads(r)))
+        .map(|c| c.name.as_str())
+        .collect();
+    for (what, names) in [
+        ("transforms", transforms),
+        ("sinks", sinks),
+        ("checks", checks),
+    ] {
+        if !names.is_empty() {
+            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            parts.push(format!("{what} {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "nothing reads this source".into()
+    } else {
+        format!(
+            "not planned, since they read it: {} (an error under --strict)",
+            parts.join("; ")
+        )
     }
 }
 

@@ -204,8 +204,9 @@ sinks:
     let runs = p.all_commands("http.yaml", "sales", ALL_OK);
     expect_in(&runs[5].stdout, "3 rows shown");
     assert_eq!(read_csv(&p.path("out/http.csv"), &[]).len(), 3);
-    // A URL that is not there: a warning for validate, a failure for everything that reads.
-    let runs = p.all_commands("http_missing.yaml", "sales", [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]);
+    // A URL that is not there: a warning for validate (an error under --strict), a failure
+    // for everything that reads.
+    let runs = p.all_commands("http_missing.yaml", "sales", [0, 2, 0, 1, 1, 1, 0, 0, 1, 1]);
     expect_in(&runs[0].stderr, "no files match http://user:***@127.0.0.1:");
     expect_in(&runs[8].stderr, "/missing/***.csv");
     assert!(!p.path("out/missing.csv").exists());
@@ -360,8 +361,9 @@ sinks:
         &runs[8].stderr,
         "Cannot cast string '***' to value of Int32",
     );
-    // A missing input is a warning for validate, a failure for everything that reads it.
-    let runs = p.all_commands("missing.yaml", "sales", [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]);
+    // A missing input is a warning for validate (an error under --strict), a failure for
+    // everything that reads it.
+    let runs = p.all_commands("missing.yaml", "sales", [0, 2, 0, 1, 1, 1, 0, 0, 1, 1]);
     expect_in(&runs[0].stderr, "nowhere/***.csv");
     assert!(!p.path("out/cast.csv").exists() && !p.path("out/missing.csv").exists());
     assert!(p.assert_no_trace_in_files() > 0, "run records were written");
