@@ -257,6 +257,17 @@ impl Pipeline {
         seen
     }
 
+    /// True when `node` (a transform or a sink) reads `name`, directly or through
+    /// transforms.
+    pub fn reads(&self, node: &str, name: &str) -> bool {
+        node != name && self.upstream(node).iter().any(|n| n == name)
+    }
+
+    /// The sinks that read `name`, directly or through transforms.
+    pub fn sinks_reading<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.sinks.keys().filter(move |k| self.reads(k, name))
+    }
+
     /// True when `name` is a source or a transform (something SQL can read).
     pub fn is_relation(&self, name: &str) -> bool {
         self.sources.contains_key(name) || self.transforms.contains_key(name)

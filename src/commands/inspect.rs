@@ -96,7 +96,7 @@ async fn validate_planned(p: &Pipeline, strict: bool, out: Output) -> u8 {
         }
     };
     if strict && !planned.warnings.0.is_empty() {
-        let mut errors = planned.warnings.clone();
+        let mut errors = planned.warnings;
         for d in errors.0.iter_mut() {
             d.severity = crate::diagnostic::Severity::Error;
         }

@@ -202,11 +202,7 @@ fn incremental_sources(p: &Pipeline) -> Vec<String> {
 
 /// The sinks that read a source.
 fn readers(p: &Pipeline, source: &str) -> Vec<String> {
-    p.sinks
-        .keys()
-        .filter(|k| p.upstream(k).iter().any(|u| u == source))
-        .cloned()
-        .collect()
+    p.sinks_reading(source).cloned().collect()
 }
 
 fn pg_sink<'a>(p: &'a Pipeline, sink: &str) -> Option<&'a PostgresSinkSpec> {

@@ -245,24 +245,22 @@ async fn register_source(
 /// What a source that could not be planned leaves unplanned: the transforms, sinks and
 /// checks that read it, directly or through other transforms.
 fn not_planned(p: &Pipeline, source: &str) -> String {
-    let reads = |name: &str| name != source && p.upstream(name).iter().any(|n| n == source);
     let mut parts = Vec::new();
     let transforms: Vec<&str> = p
         .transforms
         .keys()
         .map(|k| k.as_str())
-        .filter(|k| reads(k))
+        .filter(|k| p.reads(k, source))
         .collect();
-    let sinks: Vec<&str> = p
-        .sinks
-        .keys()
-        .map(|k| k.as_str())
-        .filter(|k| reads(k))
-        .collect();
+    let sinks: Vec<&str> = p.sinks_reading(source).map(|k| k.as_str()).collect();
     let checks: Vec<&str> = p
         .checks
         .iter()
-        .filter(|c| c.relations().iter().any(|r| r == source || reads(r)))
+        .filter(|c| {
+            c.relations()
+                .iter()
+                .any(|r| r == source || p.reads(r, source))
+        })
         .map(|c| c.name.as_str())
         .collect();
     for (what, names) in [

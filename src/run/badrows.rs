@@ -4,29 +4,19 @@
 //! Each source's bad rows are counted once per run (see `source::file::badrows`), so the
 //! numbers here do not depend on how many sinks, checks or incremental groups read a source.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 
+use super::phases::Cx;
 use super::report::StepKind;
 use super::{RunOutcome, place};
 use crate::connector::StageCx;
 use crate::diagnostic::Diagnostic;
 use crate::model::Pipeline;
-use crate::sink::{self, StagedOutput};
+use crate::sink::StagedOutput;
 use crate::source::BadRowLog;
-
-/// What settling bad rows needs.
-pub(super) struct Cx<'a> {
-    pub ctx: &'a SessionContext,
-    pub p: &'a Pipeline,
-    pub run_id: &'a str,
-    pub shared: &'a sink::RunResources,
-    pub marks: &'a HashMap<String, BTreeMap<String, crate::state::watermark::Watermark>>,
-    pub prev_runs: &'a HashMap<String, Option<String>>,
-}
 
 /// Before the commit: writes quarantine files, fails the run when a source had more bad
 /// rows than `max_bad_rows` allows, and stages the sinks that receive bad rows.
@@ -96,19 +86,6 @@ pub(super) async fn settle(
         }
     }
     Ok(())
-}
-
-/// Throws away everything staged.
-pub(super) async fn abort(cx: &Cx<'_>, staged: &mut [(Box<dyn StagedOutput>, f64)]) {
-    let commit_cx = sink::CommitCx {
-        ctx: cx.ctx,
-        pipeline: cx.p,
-        run_id: cx.run_id,
-        shared: cx.shared,
-    };
-    for (st, _) in staged.iter_mut() {
-        st.abort(&commit_cx).await;
-    }
 }
 
 /// After the run, whatever its outcome: quarantined rows are kept (a failed run's too, for

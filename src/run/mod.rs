@@ -352,34 +352,13 @@ async fn run_phases(
             match r {
                 Ok(s) => staged.extend(s),
                 Err(d) => {
-                    let commit_cx = sink::CommitCx {
-                        ctx: &ctx,
-                        pipeline: p,
-                        run_id,
-                        shared: &shared,
-                    };
-                    for (st, _) in staged.iter_mut() {
-                        st.abort(&commit_cx).await;
-                    }
+                    phases::abort_staged(&cx, &mut staged).await;
                     return Err(Stop::Failed(d));
                 }
             }
             first = Some(ctx);
         }
         let ctx = first.take().unwrap_or(new_session()?);
-        let bad = badrows::Cx {
-            ctx: &ctx,
-            p,
-            run_id,
-            shared: &shared,
-            marks: &inc.marks,
-            prev_runs: &prev_runs,
-        };
-        if let Err(d) = badrows::settle(&bad, &quarantine_sinks, &mut staged, out).await {
-            badrows::abort(&bad, &mut staged).await;
-            return Err(Stop::Failed(d));
-        }
-        crate::fault::point("staged");
         let cx = phases::Cx {
             ctx: &ctx,
             p,
@@ -391,6 +370,11 @@ async fn run_phases(
             marks: &inc.marks,
             prev_runs: &prev_runs,
         };
+        if let Err(d) = badrows::settle(&cx, &quarantine_sinks, &mut staged, out).await {
+            phases::abort_staged(&cx, &mut staged).await;
+            return Err(Stop::Failed(d));
+        }
+        crate::fault::point("staged");
         phases::commit_all(&cx, staged, inc.state.clone(), after, out)
             .await
             .map_err(Stop::Failed)

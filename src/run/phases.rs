@@ -30,7 +30,8 @@ pub(super) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    fn commit_cx(&self) -> sink::CommitCx<'a> {
+    /// What committing or aborting staged outputs needs.
+    pub(super) fn commit_cx(&self) -> sink::CommitCx<'a> {
         sink::CommitCx {
             ctx: self.ctx,
             pipeline: self.p,
@@ -406,4 +407,12 @@ fn check_step(o: &CheckOutcome, status: StepStatus, secs: f64) -> StepReport {
         .timed(secs)
         .with_failures(o.failures)
         .with_detail(detail)
+}
+
+/// Throws away everything staged.
+pub(super) async fn abort_staged(cx: &Cx<'_>, staged: &mut [(Box<dyn StagedOutput>, f64)]) {
+    let commit_cx = cx.commit_cx();
+    for (st, _) in staged.iter_mut() {
+        st.abort(&commit_cx).await;
+    }
 }

@@ -90,9 +90,8 @@ pub(super) async fn after_commit_entries(
         })?;
         let Some(entry) = entry else { continue };
         let left_out: Vec<&String> = p
-            .sinks
-            .keys()
-            .filter(|k| !sinks.contains(k) && p.upstream(k).contains(name))
+            .sinks_reading(name)
+            .filter(|k| !sinks.contains(k))
             .collect();
         match left_out.first() {
             Some(k) => notes.push(format!(

@@ -226,12 +226,9 @@ impl ExecutionPlan for HttpScanExec {
                 let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
             }
         });
-        let stream = futures::stream::unfold((rx, task), |(mut rx, task)| async move {
-            rx.recv().await.map(|item| (item, (rx, task)))
-        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.scan.schema.clone(),
-            stream,
+            crate::db::abort_on_drop(rx, task),
         )))
     }
 }

@@ -37,9 +37,7 @@ async fn saved(cx: &BuildCx<'_>) -> Option<Watermark> {
     let store = crate::state::store::StateStore::new(&p.state_dir, p.state_url.as_deref()).ok()?;
     let state = store.load(cx.ctx, &crate::state::key(&p.name)).await.ok()?;
     let marks: Vec<Watermark> = p
-        .sinks
-        .keys()
-        .filter(|k| p.upstream(k).contains(name))
+        .sinks_reading(name)
         .map(|k| state.get(name, k).map(|m| m.value.clone()))
         .collect::<Option<Vec<_>>>()?;
     marks.into_iter().min_by(|a, b| {
