@@ -30,9 +30,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import BenchError, run_child  # noqa: E402  (bench/run.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 BEGIN, END = "<!-- bench:begin http -->", "<!-- bench:end http -->"
+# One client run may take this long (etl at concurrency 1 with 50 ms latency takes ~53 s);
+# past it the run is killed and the benchmark fails, rather than hang.
+RUN_TIMEOUT_S = 900.0
 
 
 # ------------------------------------------------------------------------ the server
@@ -115,19 +121,10 @@ class Run:
 
 
 def measure(cmd: list[str], cwd: Path, log: Path) -> Run:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        out.write(("$ " + " ".join(cmd) + "\n").encode())
-        out.flush()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = "\n  ".join(log.read_text(errors="replace").splitlines()[-20:])
-        sys.exit(f"exit code {proc.returncode}: {' '.join(cmd)}\n  {tail}")
+    try:
+        _, wall, usage = run_child(cmd, cwd, log, RUN_TIMEOUT_S)
+    except BenchError as e:
+        sys.exit(str(e))
     return Run(wall, usage.ru_maxrss / 1024.0)
 
 

@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from run import (BENCH, REPO, RESULTS_MD, SECTION_RE, BenchError, etl_version, find_etl,
-                 generate_data, log, machine_info, machine_str, rel)
+                 generate_data, log, machine_info, machine_str, rel, run_child)
 
 VENV = BENCH / ".venv-pg"
 VENV_PY = VENV / "bin" / "python"
@@ -447,41 +447,12 @@ def measure(cmd: list[str], log_path: Path, timeout: float, server: Server,
     before = server.json(STATS_SQL)
     watcher = Watcher(server, log_path.with_suffix(".watch.jsonl")) if watch else None
     sampler = ServerSampler(server.pid)
-    with open(log_path, "wb") as out:
-        out.write(("$ " + " ".join(cmd) + "\n").encode())
-        out.flush()
-        sampler.start()
-        t0 = time.perf_counter()
-        epoch0 = time.time()
-        proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT,
-                                env=None if env is None else {**os.environ, **env})
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - t0
-    srv = sampler.finish()
+    sampler.start()
+    try:
+        epoch0, wall, usage = run_child(cmd, REPO, log_path, timeout, env)
+    finally:
+        srv = sampler.finish()
     copy = watcher.finish(epoch0, epoch0 + wall) if watcher else {}
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if timed_out.is_set():
-        raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}\n"
-                         f"log: {rel(log_path)}")
-    if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-25:]
-        raise BenchError(f"exit code {proc.returncode}: {' '.join(cmd)}\n"
-                         f"last lines of {rel(log_path)}:\n  " + "\n  ".join(tail))
     after = server.json(STATS_SQL)
     return Run(wall_s=wall, peak_rss_kib=usage.ru_maxrss,
                client_cpu_s=round(usage.ru_utime + usage.ru_stime, 2), server=srv,
