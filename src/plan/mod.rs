@@ -374,11 +374,8 @@ pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Dia
         .in_file(&pipeline.file)
         .at_path(yaml_path);
     d.pos = pipeline.pos(yaml_path);
-    if matches!(
-        e,
-        SourceError::NotFound { .. } | SourceError::NoFiles { .. }
-    ) {
-        d = d.with_help("relative paths are relative to the pipeline file's folder");
+    if let Some(help) = e.help() {
+        d = d.with_help(help);
     }
     d
 }

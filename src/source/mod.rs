@@ -130,6 +130,30 @@ impl SourceError {
             _ => None,
         }
     }
+
+    /// What a user can do about the error, when there is something general to say.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            Self::NotFound { .. } | Self::NoFiles { .. } => {
+                Some("relative paths are relative to the pipeline file's folder")
+            }
+            Self::Http {
+                error: http::HttpError::Transport { .. },
+                ..
+            } => Some(
+                "check that the API is up and reachable from here (URL, network, proxy); the \
+                 source's `retries:` and `timeout:` set how long etl keeps trying",
+            ),
+            Self::Http {
+                error: http::HttpError::Status { .. },
+                ..
+            } => Some(
+                "the API refused the request: check the URL, `params:` and `headers:`; 429 and \
+                 5xx answers are retried as the source's `retries:` says",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Builds the table for a source with its connector.

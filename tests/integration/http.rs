@@ -303,6 +303,11 @@ fn a_slow_response_times_out_then_the_retry_succeeds_or_the_run_fails() {
     let r = run_source(&f, &src, &[]).expect_code(1);
     assert!(r.stderr.contains("timed out after 300ms"), "{}", r.stderr);
     assert!(r.stderr.contains("after 2 attempts"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help: check that the API is up"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -320,6 +325,7 @@ fn a_404_fails_at_once_with_the_status_the_url_and_the_body() {
         "/cities/atlantis",
         "no such city: Atlantis",
         "p.yaml:4:10",
+        "help: the API refused the request",
     ] {
         assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
     }
