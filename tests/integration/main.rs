@@ -19,6 +19,7 @@ mod http;
 mod incremental;
 mod mysql;
 mod object_store;
+mod positions;
 mod postgres;
 mod safety;
 mod secrets;
