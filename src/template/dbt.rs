@@ -30,20 +30,25 @@ pub(super) type SharedRelations = Arc<RwLock<Relations>>;
 /// Adds `ref`, `source`, `var` and `config` to an environment.
 pub(super) fn register(env: &mut Environment<'static>, relations: SharedRelations) {
     let rels = relations.clone();
-    env.add_function("ref", move |name: &str| -> Result<String, Error> {
-        let r = rels.read().unwrap_or_else(|e| e.into_inner());
-        let mut all = r.sources.iter().chain(&r.transforms);
-        if all.any(|n| n == name) {
-            return Ok(sql_name(name));
-        }
-        let all = r.sources.iter().chain(&r.transforms);
-        Err(unknown(
-            &format!("ref('{name}')"),
-            "source or transform",
-            name,
-            all,
-        ))
-    });
+    // `ref('x')`, or dbt's `ref('package', 'x')`: the package is not checked.
+    env.add_function(
+        "ref",
+        move |first: &str, second: Option<&str>| -> Result<String, Error> {
+            let name = second.unwrap_or(first);
+            let r = rels.read().unwrap_or_else(|e| e.into_inner());
+            let mut all = r.sources.iter().chain(&r.transforms);
+            if all.any(|n| n == name) {
+                return Ok(sql_name(name));
+            }
+            let all = r.sources.iter().chain(&r.transforms);
+            Err(unknown(
+                &format!("ref('{name}')"),
+                "source or transform",
+                name,
+                all,
+            ))
+        },
+    );
     env.add_function(
         "source",
         move |_group: &str, name: &str| -> Result<String, Error> {

@@ -331,6 +331,10 @@ mod tests {
             t.render(sql).unwrap(),
             "select * from stg_orders, raw_orders, \"order\" where n = 2 and d = x"
         );
+        assert_eq!(
+            t.render("{{ ref('pkg', 'stg_orders') }}").unwrap(),
+            "stg_orders"
+        );
         let e = t.render("{{ ref('stg_order') }}").unwrap_err();
         assert!(
             e.message.contains("did you mean `stg_orders`?"),

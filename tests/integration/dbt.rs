@@ -402,3 +402,29 @@ fn unknown_refs_and_missing_vars_name_themselves() {
         r.stderr
     );
 }
+
+#[test]
+fn a_number_in_a_text_column_is_its_text() {
+    let f = Fixture::new();
+    f.file(
+        "p.yaml",
+        r#"
+vars:
+  n: 7
+sources:
+  items:
+    type: inline
+    rows:
+      - { id: 1, label: "{{ n }}", flag: "{{ n > 3 }}" }
+      - { id: 2, label: 8, flag: false }
+    schema: { id: bigint, label: string, flag: boolean }
+sinks:
+  out: { from: items, type: csv, path: out/items.csv }
+"#,
+    );
+    f.run(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        read_csv(&f.path().join("out/items.csv"), &["label", "flag"]),
+        [["7", "true"], ["8", "false"]]
+    );
+}
