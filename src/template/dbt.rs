@@ -136,7 +136,53 @@ pub fn sql_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+    use minijinja::value::Value;
+
     use super::sql_name;
+    use crate::template::{EnvMode, Globals, Relations, Templater};
+
+    fn templater() -> Templater {
+        Templater::new(
+            &Globals {
+                ds: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+                run_id: "r1".into(),
+                pipeline_name: "p".into(),
+            },
+            EnvMode::Strict,
+        )
+    }
+
+    #[test]
+    fn dbt_functions_resolve_names_and_vars() {
+        let mut t = templater();
+        t.set_relations(Relations {
+            sources: vec!["raw_orders".into(), "order".into()],
+            transforms: vec!["stg_orders".into()],
+        });
+        t.set_var("n", Value::from(2));
+        let sql = "{{ config(materialized='table') }}select * from {{ ref('stg_orders') }}, \
+                   {{ source('shop', 'raw_orders') }}, {{ ref('order') }} \
+                   where n = {{ var('n') }} and d = {{ var('d', 'x') }}";
+        assert_eq!(
+            t.render(sql).unwrap(),
+            "select * from stg_orders, raw_orders, \"order\" where n = 2 and d = x"
+        );
+        assert_eq!(
+            t.render("{{ ref('pkg', 'stg_orders') }}").unwrap(),
+            "stg_orders"
+        );
+        let e = t.render("{{ ref('stg_order') }}").unwrap_err();
+        assert!(
+            e.message.contains("did you mean `stg_orders`?"),
+            "{}",
+            e.message
+        );
+        let e = t.render("{{ source('s', 'stg_orders') }}").unwrap_err();
+        assert!(e.message.contains("no source is named"), "{}", e.message);
+        let e = t.render("{{ var('m') }}").unwrap_err();
+        assert!(e.message.contains("no var is named `m`"), "{}", e.message);
+    }
 
     #[test]
     fn names_are_quoted_when_sql_would_not_read_them_back() {

@@ -317,37 +317,6 @@ mod tests {
     }
 
     #[test]
-    fn dbt_functions_resolve_names_and_vars() {
-        let mut t = templater();
-        t.set_relations(Relations {
-            sources: vec!["raw_orders".into(), "order".into()],
-            transforms: vec!["stg_orders".into()],
-        });
-        t.set_var("n", Value::from(2));
-        let sql = "{{ config(materialized='table') }}select * from {{ ref('stg_orders') }}, \
-                   {{ source('shop', 'raw_orders') }}, {{ ref('order') }} \
-                   where n = {{ var('n') }} and d = {{ var('d', 'x') }}";
-        assert_eq!(
-            t.render(sql).unwrap(),
-            "select * from stg_orders, raw_orders, \"order\" where n = 2 and d = x"
-        );
-        assert_eq!(
-            t.render("{{ ref('pkg', 'stg_orders') }}").unwrap(),
-            "stg_orders"
-        );
-        let e = t.render("{{ ref('stg_order') }}").unwrap_err();
-        assert!(
-            e.message.contains("did you mean `stg_orders`?"),
-            "{}",
-            e.message
-        );
-        let e = t.render("{{ source('s', 'stg_orders') }}").unwrap_err();
-        assert!(e.message.contains("no source is named"), "{}", e.message);
-        let e = t.render("{{ var('m') }}").unwrap_err();
-        assert!(e.message.contains("no var is named `m`"), "{}", e.message);
-    }
-
-    #[test]
     fn vars_are_bare_and_under_vars_but_never_shadow_fixed_names() {
         let mut t = templater();
         t.set_var("ds", Value::from("not the date"));
