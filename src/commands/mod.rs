@@ -143,11 +143,16 @@ fn init_tracing(out: Output) {
     };
 }
 
-/// Parses `--var k=v` arguments.
+/// Parses `--var k=v` arguments; `v` must be a valid YAML value.
 pub fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>, Diagnostic> {
     vars.iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            Some((k, v)) if !k.trim().is_empty() => match crate::load::var_value(v) {
+                Ok(_) => Ok((k.trim().to_string(), v.to_string())),
+                Err(e) => Err(Diagnostic::error(format!("--var `{kv}`: {e}")).with_help(
+                    "the value is read as YAML (`--var n=3`, `--var 'methods=[a, b]'`); quote text that starts with `[` or `{`: `--var \"k='[text'\"`",
+                )),
+            },
             _ => Err(
                 Diagnostic::error(format!("--var `{kv}` is not of the form name=value"))
                     .with_help("write `--var data_dir=/tmp/data`"),

@@ -5,7 +5,10 @@
 //! each section entry is deserialized on its own, so one bad entry does not hide the others:
 //! all problems come back as diagnostics with file, YAML path and line:col.
 
+mod native;
 mod vars;
+
+pub use vars::var_value;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,8 +22,8 @@ use indexmap::IndexMap;
 use crate::connector::{PLANNED_SINKS, PLANNED_SOURCES, SINKS, SOURCES, sink_entry, source_entry};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::spec::{PipelineSpec, SinkSpec, SourceSpec};
-use crate::template::{EnvMode, Globals, TemplateError, Templater, Trace};
-use crate::yaml::{self, DeError, FileText, Kind, Node, TextPlaces, from_node, join};
+use crate::template::{EnvMode, Globals, Relations, TemplateError, Templater, Trace};
+use crate::yaml::{self, DeError, FileText, Kind, Node, Style, TextPlaces, from_node, join};
 
 /// The keys a pipeline file may have at the top.
 pub const TOP_KEYS: &[&str] = &[
@@ -198,6 +201,10 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         pipeline_name: name.clone(),
     };
     let mut templater = Templater::new(&globals, opts.env_mode);
+    templater.set_relations(Relations {
+        sources: section_names(&root, "sources"),
+        transforms: section_names(&root, "transforms"),
+    });
     let cx = Cx {
         file,
         exhausted_reported: Cell::new(false),
@@ -236,6 +243,18 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         text: cx.text,
         warnings,
     })
+}
+
+/// The names of a section's entries, as written (before rendering).
+fn section_names(root: &Node, section: &str) -> Vec<String> {
+    root.get(section)
+        .and_then(Node::as_map)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Reads and parses a pipeline file into its text and node tree, which must be a mapping.
@@ -332,32 +351,7 @@ fn render_root(root: &Node, t: &Templater, cx: &Cx, diags: &mut Diagnostics) -> 
 
 fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) {
     match &mut node.kind {
-        Kind::Scalar(s, style) => {
-            // Per-item templates of HTTP sources are rendered per item, by validation.
-            if Templater::is_template(s) && !crate::source::http::defers_rendering(path, s, t) {
-                match t.render_traced(s) {
-                    Ok((r, trace)) => {
-                        if let Some(trace) = trace {
-                            cx.traces
-                                .borrow_mut()
-                                .insert(path.to_string(), Arc::new(trace));
-                        }
-                        *s = r;
-                    }
-                    Err(e) => {
-                        let place = Node {
-                            kind: Kind::Scalar(s.clone(), *style),
-                            pos: node.pos,
-                            text_pos: node.text_pos,
-                            indent: node.indent,
-                        };
-                        if let Some(d) = cx.template_error(e, &place, path) {
-                            diags.push(d);
-                        }
-                    }
-                }
-            }
-        }
+        Kind::Scalar(..) => render_scalar(node, t, cx, path, diags),
         Kind::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 render_node(item, t, cx, &format!("{path}[{i}]"), diags);
@@ -367,6 +361,48 @@ fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut 
             for (k, v) in entries.iter_mut() {
                 let key = k.as_str().unwrap_or_default().to_string();
                 render_node(v, t, cx, &join(path, &key), diags);
+            }
+        }
+    }
+}
+
+/// Renders one string scalar in place. A value that is one whole expression keeps the
+/// expression's type (a list, a number, ...); any other template renders to a string.
+fn render_scalar(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) {
+    let Kind::Scalar(s, style) = &node.kind else {
+        return;
+    };
+    // Per-item templates of HTTP sources are rendered per item, by validation.
+    if !Templater::is_template(s) || crate::source::http::defers_rendering(path, s, t) {
+        return;
+    }
+    let style = *style;
+    let place = |kind| Node {
+        kind,
+        pos: node.pos,
+        text_pos: node.text_pos,
+        indent: node.indent,
+    };
+    let rendered = if matches!(style, Style::Plain | Style::Quoted)
+        && Templater::lone_expression(s).is_some()
+    {
+        t.render_value(s).map(|v| native::value_node(&v, node))
+    } else {
+        t.render_traced(s).map(|(r, trace)| {
+            if let Some(trace) = trace {
+                cx.traces
+                    .borrow_mut()
+                    .insert(path.to_string(), Arc::new(trace));
+            }
+            place(Kind::Scalar(r, style))
+        })
+    };
+    match rendered {
+        Ok(r) => *node = r,
+        Err(e) => {
+            // The template's own text places the error (through the scalar's style).
+            if let Some(d) = cx.template_error(e, &place(Kind::Scalar(s.clone(), style)), path) {
+                diags.push(d);
             }
         }
     }

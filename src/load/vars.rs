@@ -59,11 +59,50 @@ pub(super) fn collect_var_nodes(
         out.insert(k.clone(), (json_to_node(v), format!("(test vars) {k}")));
     }
     for (k, v) in &opts.vars {
-        // A `--var` value is typed like a plain YAML scalar: `--var n=2` is a number.
-        let node = Node::scalar(v.clone(), Style::Plain, Pos::new(0, 0));
-        out.insert(k.clone(), (node, format!("(--var) {k}")));
+        match var_value(v) {
+            Ok(node) => {
+                out.insert(k.clone(), (node, format!("(--var) {k}")));
+            }
+            Err(e) => diags.push(Diagnostic::error(format!("--var `{k}={v}`: {e}"))),
+        }
     }
     out
+}
+
+/// A `--var` value is a YAML value: `--var n=3` is a number, `--var 'methods=[a, b]'` a
+/// list, `--var flag=true` a boolean, `--var "code='007'"` and a plain word strings. Only
+/// values that start like a YAML list, mapping or quoted string are parsed as such, so
+/// `--var 'note=a: b'` stays the text it is, and a template (`{{ ds }}`) is rendered.
+pub fn var_value(text: &str) -> Result<Node, String> {
+    let pos = Pos::new(0, 0);
+    let trimmed = text.trim_start();
+    let structured = trimmed.starts_with(['[', '{', '\'', '"']) && !trimmed.starts_with("{{");
+    if !structured {
+        return Ok(Node::scalar(text, Style::Plain, pos));
+    }
+    let mut node = yaml::parse(text).map_err(|e| {
+        format!(
+            "not a valid YAML value ({}; column {})",
+            e.message, e.pos.col
+        )
+    })?;
+    unplace(&mut node);
+    Ok(node)
+}
+
+/// Moves every node of a value given on the command line to "no place in the file".
+fn unplace(node: &mut Node) {
+    let pos = Pos::new(0, 0);
+    node.pos = pos;
+    node.text_pos = pos;
+    match &mut node.kind {
+        Kind::Scalar(..) => {}
+        Kind::Seq(items) => items.iter_mut().for_each(unplace),
+        Kind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            unplace(k);
+            unplace(v);
+        }),
+    }
 }
 
 fn json_to_node(v: &serde_json::Value) -> Node {

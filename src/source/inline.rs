@@ -79,15 +79,47 @@ pub fn build(src: &Source, spec: &InlineSourceSpec) -> Result<Arc<dyn TableProvi
     Ok(Arc::new(table))
 }
 
+/// In a declared text column, a number or a boolean (`gen: 1`, or a template that renders
+/// one: `gen: "{{ n }}"`) is taken as its text.
+fn numbers_as_text(rows: &mut [serde_json::Value], schema: &SchemaRef) {
+    use datafusion::arrow::datatypes::DataType;
+    let text_columns: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        })
+        .map(|f| f.name().as_str())
+        .collect();
+    if text_columns.is_empty() {
+        return;
+    }
+    for row in rows.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+        for column in &text_columns {
+            if let Some(v) = row.get_mut(*column)
+                && (v.is_number() || v.is_boolean())
+            {
+                *v = serde_json::Value::String(v.to_string());
+            }
+        }
+    }
+}
+
 /// Decodes rows (JSON values) into record batches with the given or inferred schema.
 pub fn rows_to_batches(
     rows: &[IndexMap<String, serde_json::Value>],
     schema: Option<SchemaRef>,
 ) -> Result<(SchemaRef, Vec<datafusion::arrow::record_batch::RecordBatch>), String> {
-    let values: Vec<serde_json::Value> = rows
+    let mut values: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| serde_json::Value::Object(r.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
         .collect();
+    if let Some(s) = &schema {
+        numbers_as_text(&mut values, s);
+    }
     let schema = match schema {
         Some(s) => s,
         None => Arc::new(

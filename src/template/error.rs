@@ -55,7 +55,7 @@ impl Templater {
             }
             ErrorKind::UnknownFilter | ErrorKind::UnknownFunction => {
                 help = Some(
-                    "available: env(), date_add, date_format, month_start, month_end, sql_quote, sql_ident"
+                    "available: env(), ref(), source(), var(), config(), date_add, date_format, month_start, month_end, sql_quote, sql_ident"
                         .into(),
                 );
                 format!(

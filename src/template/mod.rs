@@ -8,6 +8,7 @@
 //! is an error that names the limit, never a hang.
 
 mod dates;
+mod dbt;
 mod error;
 mod functions;
 pub mod limits;
@@ -22,6 +23,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 
 pub use dates::{DS_YEARS, parse_ds};
+pub use dbt::{Relations, sql_name};
 pub use error::TemplateError;
 use limits::{BoundedWriter, Budget, MAX_FUEL, MAX_OUTPUT, size_text};
 use scope::{RESERVED, Scope};
@@ -53,6 +55,7 @@ pub struct Templater {
     globals: Arc<BTreeMap<String, Value>>,
     vars: Arc<BTreeMap<String, Value>>,
     unset_env: Arc<Mutex<Vec<String>>>,
+    relations: dbt::SharedRelations,
     budget: Budget,
 }
 
@@ -70,14 +73,22 @@ impl Templater {
         limits::guard_filters(&mut env);
         limits::guard_output(&mut env);
         functions::register(&mut env, mode, unset_env.clone());
+        let relations = dbt::SharedRelations::default();
+        dbt::register(&mut env, relations.clone());
 
         Self {
             env,
             globals: Arc::new(scope::fixed_values(globals)),
             vars: Arc::new(BTreeMap::new()),
             unset_env,
+            relations,
             budget: Budget::default(),
         }
+    }
+
+    /// Sets the sources and transforms that dbt's `ref()` and `source()` resolve to.
+    pub fn set_relations(&self, relations: Relations) {
+        *self.relations.write().unwrap_or_else(|e| e.into_inner()) = relations;
     }
 
     fn scope(&self) -> Value {
@@ -121,6 +132,7 @@ impl Templater {
             globals: Arc::new(globals),
             vars: self.vars.clone(),
             unset_env: self.unset_env.clone(),
+            relations: self.relations.clone(),
             budget: Budget::default(),
         }
     }
@@ -128,6 +140,23 @@ impl Templater {
     /// True when the text holds template syntax.
     pub fn is_template(text: &str) -> bool {
         text.contains("{{") || text.contains("{%") || text.contains("{#")
+    }
+
+    /// The expression of a text that is exactly one `{{ ... }}` and nothing else (no text
+    /// around it, no second expression, no `{% %}` block); whitespace control (`{{- x -}}`)
+    /// is allowed.
+    pub fn lone_expression(text: &str) -> Option<&str> {
+        let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+        if inner.contains("{{")
+            || inner.contains("}}")
+            || inner.contains("{%")
+            || inner.contains("%}")
+        {
+            return None;
+        }
+        let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+        let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+        Some(inner.trim()).filter(|e| !e.is_empty())
     }
 
     /// The names a template refers to that are not defined yet (bare and `vars.x` alike).
@@ -166,15 +195,10 @@ impl Templater {
     /// measured: one larger than [`limits::MAX_OUTPUT`] or nested deeper than
     /// [`limits::MAX_VALUE_DEPTH`] is an error.
     pub fn render_value(&self, text: &str) -> Result<Value, TemplateError> {
-        let trimmed = text.trim();
-        let Some(expr) = trimmed
-            .strip_prefix("{{")
-            .and_then(|t| t.strip_suffix("}}"))
-            .filter(|e| !e.contains("{{") && !e.contains("}}") && !e.contains("%}"))
-        else {
+        let Some(expr) = Self::lone_expression(text.trim()) else {
             return self.render(text).map(Value::from);
         };
-        let source = format!("{{% set {VALUE_SLOT} = {} %}}", expr.trim());
+        let source = format!("{{% set {VALUE_SLOT} = {expr} %}}");
         let (_, value, _) = self.run(&source).map_err(|mut e| {
             // A place in the wrapped source is no place in the value's text.
             e.offset = None;
@@ -183,7 +207,11 @@ impl Templater {
             }
             e
         })?;
-        let value = value.unwrap_or_default();
+        let value = match value {
+            Some(v) if !v.is_undefined() => v,
+            // An undefined name is assigned without complaint; rendering it says which.
+            _ => return self.render(text).map(Value::from),
+        };
         match limits::measure(&value, MAX_OUTPUT) {
             Ok(size) => match self.budget.spend(0, size) {
                 Some(reason) => Err(TemplateError::exhausted(reason)),
@@ -273,6 +301,30 @@ mod tests {
             "p-r1"
         );
         assert_eq!(t.render_value("{{ 2 * 3 }}").unwrap(), Value::from(6));
+    }
+
+    #[test]
+    fn lone_expressions_keep_their_type() {
+        assert_eq!(
+            Templater::lone_expression("{{ a | join(',') }}"),
+            Some("a | join(',')")
+        );
+        assert_eq!(Templater::lone_expression("{{- a -}}"), Some("a"));
+        for text in [
+            "x {{ a }}",
+            "{{ a }}{{ b }}",
+            "{{ a }} ",
+            "{{ }}",
+            "{% if a %}{{ a }}{% endif %}",
+        ] {
+            assert_eq!(Templater::lone_expression(text), None, "{text}");
+        }
+        let mut t = templater();
+        t.set_var("m", Value::from_serialize(serde_json::json!(["a", "b"])));
+        assert_eq!(t.render_value("{{ m }}").unwrap().len(), Some(2));
+        assert!(t.render_value("{{ none }}").unwrap().is_none());
+        let e = t.render_value("{{ nope }}").unwrap_err();
+        assert_eq!(e.message, "undefined variable `nope` in template");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod badrows;
 mod checks;
 mod cli;
 mod db_harness;
+mod dbt;
 mod errors;
 mod examples;
 mod fuzz;
