@@ -240,18 +240,20 @@ def run_case(c: Case, a, python: str, work: Path) -> dict:
     rows = c.pages * a.page_size
     res = {"case": c.label, "latency_ms": c.latency_ms, "pages": c.pages, "rows": rows,
            "runs": c.runs, "median_s": round(wall, 2), "rows_per_s": round(rows / wall),
-           "peak_mib": round(max(r.peak_mib for r in runs))}
+           "peak_mib": round(max(r.peak_mib for r in runs)),
+           "spread_s": f"{min(r.wall_s for r in runs):.2f}–{max(r.wall_s for r in runs):.2f}"}
     print(f"{c.label:45} latency {c.latency_ms:>3.0f} ms  {c.pages:>5} pages  "
           f"{wall:7.2f} s  {rows / wall:>10,.0f} rows/s  {res['peak_mib']:>5} MiB", flush=True)
     return res
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| client | latency | pages | median s | rows/s | peak MiB |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| client | latency | pages | runs | median s | min–max s | rows/s | peak MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['case']} | {r['latency_ms']:.0f} ms | {r['pages']:,} | "
-                     f"{r['median_s']:.2f} | {r['rows_per_s']:,} | {r['peak_mib']} |")
+        lines.append(f"| {r['case']} | {r['latency_ms']:.0f} ms | {r['pages']:,} | {r['runs']} | "
+                     f"{r['median_s']:.2f} | {r['spread_s']} | {r['rows_per_s']:,} | "
+                     f"{r['peak_mib']} |")
     return "\n".join(lines)
 
 
@@ -298,7 +300,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3, help="runs of each etl case")
-    ap.add_argument("--pandas-runs", type=int, default=1)
+    ap.add_argument("--pandas-runs", type=int, default=3)
     ap.add_argument("--etl", default=str(ROOT / "target" / "release" / "etl"))
     ap.add_argument("--python", help="a Python with requests, pandas and pyarrow")
     ap.add_argument("--work", default=str(BENCH / "out" / "http"))
