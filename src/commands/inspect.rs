@@ -76,24 +76,8 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
         }
     }
     for s in p.sinks.values() {
-        let Some(schema) = planned.schemas.get(&s.from) else {
-            continue;
-        };
-        for col in &s.partition_by {
-            if schema.field_with_name(col).is_err() {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                let path = format!("{}.partition_by", s.yaml_path);
-                let mut d = Diagnostic::error(format!(
-                    "partition column `{col}` is not a column of `{}`",
-                    s.from
-                ))
-                .in_file(&p.file)
-                .at_path(path.clone())
-                .at(p.pos(&path));
-                d = d.with_help(
-                    did_you_mean(col, names.iter().copied())
-                        .unwrap_or_else(|| format!("columns: {}", names.join(", "))),
-                );
+        if let Some(schema) = planned.schemas.get(&s.from) {
+            for d in crate::sink::columns::partition_diagnostics(p, s, schema) {
                 diags.push(d);
             }
         }

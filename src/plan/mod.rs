@@ -4,6 +4,7 @@
 //! Planning every transform's SQL against real schemas is the last step of `etl validate`;
 //! its errors are turned into diagnostics that point into the pipeline file.
 
+pub mod counting;
 pub mod graph;
 
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ pub struct Planned {
     pub warnings: Diagnostics,
     /// Bad-row logs of sources that skip or quarantine bad rows.
     pub bad_rows: Vec<Arc<source::BadRowLog>>,
+    /// Rows read per source (filled when planned with [`plan_run`]).
+    pub reads: IndexMap<String, Arc<counting::ReadCount>>,
 }
 
 /// Why planning failed.
@@ -100,16 +103,40 @@ pub async fn plan_bounded(
     only: Option<&[String]>,
     bounds: &HashMap<String, Bounds>,
 ) -> Result<Planned, PlanError> {
+    plan_inner(ctx, pipeline, mode, only, bounds, false).await
+}
+
+/// Plans for a run: strict, bounded, and with the rows read from each source counted (see
+/// [`counting`]).
+pub async fn plan_run(
+    ctx: SessionContext,
+    pipeline: &Pipeline,
+    only: Option<&[String]>,
+    bounds: &HashMap<String, Bounds>,
+) -> Result<Planned, PlanError> {
+    plan_inner(ctx, pipeline, SourceMode::Strict, only, bounds, true).await
+}
+
+async fn plan_inner(
+    ctx: SessionContext,
+    pipeline: &Pipeline,
+    mode: SourceMode,
+    only: Option<&[String]>,
+    bounds: &HashMap<String, Bounds>,
+    count: bool,
+) -> Result<Planned, PlanError> {
     let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
     let mut planned = Planned {
         ctx,
         schemas: IndexMap::new(),
         warnings: Diagnostics::default(),
         bad_rows: Vec::new(),
+        reads: IndexMap::new(),
     };
     let mut unavailable: Vec<String> = Vec::new();
     for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
-        if !register_source(&mut planned, pipeline, src, mode, bounds.get(name)).await? {
+        let bounded = bounds.get(name);
+        if !register_source(&mut planned, pipeline, src, mode, bounded, count).await? {
             unavailable.push(name.clone());
         }
     }
@@ -155,11 +182,19 @@ async fn register_source(
     src: &Source,
     mode: SourceMode,
     bounds: Option<&Bounds>,
+    count: bool,
 ) -> Result<bool, PlanError> {
     let built = source::build(&planned.ctx, pipeline, src).await;
     match built {
         Ok(crate::connector::Built { table, bad_rows }) => {
             planned.bad_rows.extend(bad_rows);
+            let table: Arc<dyn datafusion::catalog::TableProvider> = if count {
+                let reads = Arc::new(counting::ReadCount::default());
+                planned.reads.insert(src.name.clone(), reads.clone());
+                Arc::new(counting::CountedTable::new(table, reads))
+            } else {
+                table
+            };
             let engine = |e: DataFusionError| {
                 PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
             };
@@ -248,21 +283,10 @@ pub fn sql_diagnostic(err: &DataFusionError, origin: &SqlOrigin, sql: &str) -> D
     d
 }
 
-/// Strips DataFusion's error prefixes.
+/// Strips DataFusion's error prefixes, and says engine and object-store failures the way
+/// [`crate::engine_error`] explains them.
 pub fn clean_message(msg: &str) -> String {
-    let mut m = msg.trim();
-    for prefix in [
-        "Error during planning: ",
-        "Schema error: ",
-        "SQL error: ",
-        "Optimizer rule",
-        "This feature is not implemented: ",
-    ] {
-        if let Some(rest) = m.strip_prefix(prefix) {
-            m = rest;
-        }
-    }
-    m.to_string()
+    crate::engine_error::explain(msg).message
 }
 
 /// Finds the first mention of a quoted name from the message in the SQL (1-based).
@@ -295,11 +319,11 @@ pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Dia
     ) {
         d = d.with_help("relative paths are relative to the pipeline file's folder");
     }
-    d
+    crate::engine_error::polish(d)
 }
 
 fn engine_diag(pipeline: &Pipeline, yaml_path: &str, e: &DataFusionError) -> Diagnostic {
-    let mut d = Diagnostic::error(clean_message(&e.to_string()))
+    let mut d = crate::engine_error::polish(Diagnostic::error(e.to_string()))
         .in_file(&pipeline.file)
         .at_path(yaml_path);
     d.pos = pipeline.pos(yaml_path);

@@ -22,7 +22,7 @@ use crate::connector::StageCx;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::engine::{EngineOptions, session};
 use crate::model::{Check, Pipeline};
-use crate::plan::{PlanError, SourceMode, plan, plan_bounded};
+use crate::plan::{PlanError, plan_run};
 use crate::sink::{self, SinkError};
 
 pub use record::RunRecord;
@@ -194,11 +194,24 @@ async fn run_phases(
     )
     .await?;
     let t0 = Instant::now();
-    let planned = match plan(ctx, p, SourceMode::Strict, Some(needed)).await {
+    let planned = match plan_run(ctx, p, Some(needed), &HashMap::new()).await {
         Ok(pl) => pl,
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
     };
+    // What the writers cannot do is an invalid pipeline, found before any data moves.
+    let mut invalid = Diagnostics::default();
+    for name in sinks {
+        let s = &p.sinks[name];
+        if let Some(schema) = planned.schemas.get(&s.from) {
+            for d in crate::sink::columns::partition_diagnostics(p, s, schema) {
+                invalid.push(d);
+            }
+        }
+    }
+    if invalid.has_errors() {
+        return Err(Stop::Invalid(invalid));
+    }
     let checks_of = |needed: &[String]| -> Vec<Check> {
         p.checks
             .iter()
@@ -285,6 +298,7 @@ async fn run_phases(
     let progress = progress::Progress::new(opts.progress);
     let mut staged = Vec::new();
     let mut bad_rows = planned.bad_rows.clone();
+    let mut reads = vec![planned.reads.clone()];
     let mut first = Some(planned.ctx);
     let result = async {
         for group in &inc.groups {
@@ -296,17 +310,11 @@ async fn run_phases(
             // Incremental sources read only their new rows: plan again with those bounds.
             let ctx = match (group.bounds.is_empty(), first.take()) {
                 (true, Some(ctx)) => ctx,
-                _ => match plan_bounded(
-                    new_session()?,
-                    p,
-                    SourceMode::Strict,
-                    Some(&group_needed),
-                    &group.bounds,
-                )
-                .await
+                _ => match plan_run(new_session()?, p, Some(&group_needed), &group.bounds).await
                 {
                     Ok(pl) => {
                         bad_rows.extend(pl.bad_rows);
+                        reads.push(pl.reads);
                         pl.ctx
                     }
                     Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
@@ -367,6 +375,16 @@ async fn run_phases(
     }
     .await;
     progress.clear();
+    for step in out.steps.iter_mut().filter(|s| s.kind == StepKind::Source) {
+        // Each plan reads its own rows (incremental groups read different bounds).
+        let per_plan: Vec<u64> = reads
+            .iter()
+            .filter_map(|r| r.get(&step.name).and_then(|c| c.rows()))
+            .collect();
+        if !per_plan.is_empty() {
+            step.rows = Some(per_plan.iter().sum());
+        }
+    }
     for log in &bad_rows {
         if let Some(summary) = log.summary()
             && let Some(step) = out
@@ -404,14 +422,19 @@ fn one(d: Diagnostic) -> Diagnostics {
 }
 
 fn recovery_failure(p: &Pipeline, e: &SinkError) -> Diagnostic {
-    Diagnostic::error(format!("cannot finish the commit of an interrupted run: {e}"))
-        .in_file(&p.file)
-        .with_help("fix the cause and run again, or run `etl state` on the pipeline; nothing of this run was written")
+    crate::engine_error::polish(
+        Diagnostic::error(format!("cannot finish the commit of an interrupted run: {e}"))
+            .in_file(&p.file),
+    )
+    .with_help("fix the cause and run again, or run `etl state` on the pipeline; nothing of this run was written")
 }
 
+/// A diagnostic at a YAML path of the pipeline file, engine text explained.
 fn place(p: &Pipeline, yaml_path: &str, message: String) -> Diagnostic {
-    Diagnostic::error(message)
-        .in_file(&p.file)
-        .at_path(yaml_path)
-        .at(p.pos(yaml_path))
+    crate::engine_error::polish(
+        Diagnostic::error(message)
+            .in_file(&p.file)
+            .at_path(yaml_path)
+            .at(p.pos(yaml_path)),
+    )
 }

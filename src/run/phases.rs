@@ -201,7 +201,11 @@ pub(super) async fn write_sinks(
                     SinkError::Write { error, .. } => {
                         read_failure(cx, error, &s.yaml_path, &format!("sink `{}`", s.name)).await
                     }
-                    other => place(cx.p, &s.yaml_path, other.to_string()),
+                    other => crate::engine_error::polish(place(
+                        cx.p,
+                        &s.yaml_path,
+                        other.to_string(),
+                    )),
                 };
                 out.steps.push(
                     StepReport::new(&s.name, StepKind::Sink, StepStatus::Failed)
@@ -341,11 +345,7 @@ async fn read_failure(
             }
         }
     }
-    place(
-        cx.p,
-        yaml_path,
-        format!("{what}: {}", crate::plan::clean_message(&text)),
-    )
+    crate::engine_error::polish(place(cx.p, yaml_path, format!("{what}: {text}")))
 }
 
 fn check_failure(p: &Pipeline, o: &CheckOutcome) -> Diagnostic {
@@ -370,5 +370,6 @@ fn check_step(o: &CheckOutcome, status: StepStatus, secs: f64) -> StepReport {
         status,
     )
     .timed(secs)
+    .with_rows(o.failures)
     .with_detail(o.detail.clone())
 }

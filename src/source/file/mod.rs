@@ -5,6 +5,8 @@
 //! column of text lines) and sources that tolerate bad rows (read serially per file, so every
 //! row's physical line is known: see [`tolerant`]).
 
+mod find;
+mod layout;
 mod lines;
 pub mod listing;
 mod locate;
@@ -22,6 +24,7 @@ use serde::Deserialize;
 
 pub use listing::{compression_from_name, list_files};
 pub use locate::{BadRow, describe_csv_error};
+use layout::Layout;
 pub use tolerant::BadRowLog;
 
 use super::SourceError;
@@ -59,15 +62,35 @@ pub struct FileSourceSpec<O: Default> {
     pub description: Option<String>,
 }
 
-/// Parquet reading options (none yet).
+/// Parquet reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ParquetOptions {}
+pub struct ParquetOptions {
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
+}
 
-/// Avro reading options (none yet).
+/// Avro reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AvroOptions {}
+pub struct AvroOptions {
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
+}
 
 /// CSV reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -101,6 +124,15 @@ pub struct CsvOptions {
     /// How many rows schema inference looks at (default 1000).
     #[serde(default)]
     pub infer_rows: Option<usize>,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// JSON reading options.
@@ -116,6 +148,15 @@ pub struct JsonOptions {
     /// How many rows schema inference looks at (default 1000).
     #[serde(default)]
     pub infer_rows: Option<usize>,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// `lines` reading options.
@@ -128,6 +169,15 @@ pub struct LinesOptions {
     /// Skip empty lines (default false).
     #[serde(default)]
     pub skip_empty: bool,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// A source's format with its options, as the readers in this module need it.
@@ -161,10 +211,25 @@ pub trait FileOptions:
     const TOLERANT: bool = false;
     /// Checks of the options.
     fn check(&self, _cx: &mut CheckCx<'_>) {}
+    /// The file column and Hive folders asked for.
+    fn layout(&self) -> Layout<'_>;
+}
+
+/// `impl FileOptions`: the layout options every format shares.
+macro_rules! layout_of {
+    () => {
+        fn layout(&self) -> Layout<'_> {
+            Layout {
+                file_column: self.file_column.as_deref(),
+                hive: self.hive_partitioning.unwrap_or(true),
+            }
+        }
+    };
 }
 
 impl FileOptions for CsvOptions {
     const KIND: &'static str = "csv";
+    layout_of!();
     const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Csv(self)
@@ -191,6 +256,7 @@ impl FileOptions for CsvOptions {
 
 impl FileOptions for JsonOptions {
     const KIND: &'static str = "json";
+    layout_of!();
     const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Json(self)
@@ -202,6 +268,7 @@ impl FileOptions for JsonOptions {
 
 impl FileOptions for ParquetOptions {
     const KIND: &'static str = "parquet";
+    layout_of!();
     fn format(&self) -> Format<'_> {
         Format::Parquet
     }
@@ -209,6 +276,7 @@ impl FileOptions for ParquetOptions {
 
 impl FileOptions for AvroOptions {
     const KIND: &'static str = "avro";
+    layout_of!();
     fn format(&self) -> Format<'_> {
         Format::Avro
     }
@@ -216,6 +284,7 @@ impl FileOptions for AvroOptions {
 
 impl FileOptions for LinesOptions {
     const KIND: &'static str = "lines";
+    layout_of!();
     fn format(&self) -> Format<'_> {
         Format::Lines(self)
     }
@@ -244,6 +313,86 @@ pub fn format_of(src: &Source) -> Option<Format<'_>> {
 }
 
 impl<O: FileOptions> FileSourceSpec<O> {
+    /// Builds the table of `src` (the source, or one part of it) in one piece. Tolerant
+    /// reads log bad rows to `log`, or to a new log.
+    async fn build_one(
+        &self,
+        cx: &BuildCx<'_>,
+        src: &Source,
+        log: Option<Arc<BadRowLog>>,
+    ) -> Result<Built, SourceError> {
+        let format = self.options.format();
+        let plain = || async {
+            match format {
+                Format::Lines(o) => lines::build(cx.ctx, src, o).await,
+                _ => listing::build(cx.ctx, src, format).await,
+            }
+        };
+        if src.on_bad_row == OnBadRow::Fail {
+            return Ok(Built {
+                table: plain().await?,
+                bad_rows: None,
+            });
+        }
+        // The typed schema: declared, or inferred by the plain table.
+        let schema = match &src.schema {
+            Some(s) => s.clone(),
+            None => plain().await?.schema(),
+        };
+        let log = log.unwrap_or_else(|| {
+            Arc::new(BadRowLog::new(
+                &src.name,
+                src.on_bad_row,
+                &cx.pipeline.state_dir,
+                &cx.pipeline.run_id,
+            ))
+        });
+        let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
+        Ok(Built {
+            table,
+            bad_rows: Some(log),
+        })
+    }
+
+    /// Builds a source read in parts (see [`layout`]): one schema for every part, one
+    /// bad-row log for the source.
+    async fn build_split(
+        &self,
+        cx: &BuildCx<'_>,
+        src: &Source,
+        split: &layout::Split,
+    ) -> Result<Built, SourceError> {
+        let schema = match (&src.schema, self.options.format()) {
+            (Some(declared), _) => split.file_schema(declared),
+            (None, Format::Lines(_)) => lines::schema(),
+            (None, _) => {
+                let all = Source {
+                    on_bad_row: OnBadRow::Fail,
+                    ..split.part_source(src, &split.all, None)
+                };
+                self.build_one(cx, &all, None).await?.table.schema()
+            }
+        };
+        let log = (src.on_bad_row != OnBadRow::Fail).then(|| {
+            Arc::new(BadRowLog::new(
+                &src.name,
+                src.on_bad_row,
+                &cx.pipeline.state_dir,
+                &cx.pipeline.run_id,
+            ))
+        });
+        let mut tables = Vec::with_capacity(split.parts.len());
+        for part in &split.parts {
+            let sub = split.part_source(src, &part.locations, Some(schema.clone()));
+            tables.push(self.build_one(cx, &sub, log.clone()).await?.table);
+        }
+        let file_column = self.options.layout().file_column;
+        Ok(Built {
+            table: split.union(cx.ctx, src, file_column, tables)?,
+            bad_rows: log,
+        })
+    }
+
     /// A source reading `path` with default options (test fixtures).
     pub fn at(path: &str, schema: Option<IndexMap<String, String>>) -> Self {
         Self {
@@ -299,6 +448,16 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         if let Some(c) = &self.connection {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
         }
+        if let Some(c) = self.options.layout().file_column {
+            if c.trim().is_empty() {
+                cx.error("options.file_column", "`file_column` names the column to add; it is empty");
+            } else if self.schema.as_ref().is_some_and(|s| s.contains_key(c)) {
+                cx.error(
+                    "options.file_column",
+                    format!("`file_column: {c}` is added to the rows; do not declare it in `schema:`"),
+                );
+            }
+        }
         self.options.check(cx);
     }
 
@@ -317,34 +476,12 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             })?;
         }
         let format = self.options.format();
-        let plain = || async {
-            match format {
-                Format::Lines(o) => lines::build(cx.ctx, src, o).await,
-                _ => listing::build(cx.ctx, src, format).await,
-            }
-        };
-        if src.on_bad_row == OnBadRow::Fail {
-            return Ok(Built {
-                table: plain().await?,
-                bad_rows: None,
-            });
+        let ext = listing::folder_extension(src, format);
+        let layout = self.options.layout();
+        match layout::split(cx.ctx, src, &ext, layout, &cx.pipeline.base_dir).await? {
+            None => self.build_one(cx, src, None).await,
+            Some(split) => self.build_split(cx, src, &split).await,
         }
-        // The typed schema: declared, or inferred by the plain table.
-        let schema = match &src.schema {
-            Some(s) => s.clone(),
-            None => plain().await?.schema(),
-        };
-        let log = Arc::new(BadRowLog::new(
-            &src.name,
-            src.on_bad_row,
-            &cx.pipeline.state_dir,
-            &cx.pipeline.run_id,
-        ));
-        let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
-        Ok(Built {
-            table,
-            bad_rows: Some(log),
-        })
     }
 
     async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
