@@ -125,7 +125,9 @@ def write_customers(path: Path, seed: int) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def write_sales(path: Path, rows: int, seed: int, progress: bool) -> None:
+def write_sales(path: Path, rows: int, seed: int, progress: bool, bad_every: int = 0) -> None:
+    """Writes the sales file; with `bad_every` = k > 0, every row whose rowid is a
+    multiple of k gets the quantity `x`, which is not an integer (a bad row)."""
     rng = _sub_rng(seed, "sales")
 
     # Precomputed string pieces; rows only ever concatenate these.
@@ -153,6 +155,10 @@ def write_sales(path: Path, rows: int, seed: int, progress: bool) -> None:
                 continue
             prefix = day_prefix[d]
             ts = [prefix + hms[s] for s in sorted(choices(secs, k=n))]
+            qty = choices(quantities, k=n)
+            if bad_every > 0:
+                for i in range((bad_every - first % bad_every) % bad_every, n, bad_every):
+                    qty[i] = "x"
             block = "\n".join(
                 map(
                     ",".join,
@@ -161,7 +167,7 @@ def write_sales(path: Path, rows: int, seed: int, progress: bool) -> None:
                         ts,
                         choices(customers, k=n),
                         choices(products, k=n),
-                        choices(quantities, k=n),
+                        qty,
                         choices(prices, k=n),
                     ),
                 )
@@ -180,7 +186,7 @@ def write_sales(path: Path, rows: int, seed: int, progress: bool) -> None:
                     next_report = now + 10.0
 
 
-def _manifest_matches(out: Path, rows: int, seed: int) -> bool:
+def _manifest_matches(out: Path, rows: int, seed: int, bad_every: int = 0) -> bool:
     try:
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -189,6 +195,7 @@ def _manifest_matches(out: Path, rows: int, seed: int) -> bool:
         manifest.get("format_version") != FORMAT_VERSION
         or manifest.get("rows") != rows
         or manifest.get("seed") != seed
+        or manifest.get("bad_every", 0) != bad_every
     ):
         return False
     files = manifest.get("files", {})
@@ -202,12 +209,12 @@ def _manifest_matches(out: Path, rows: int, seed: int) -> bool:
 
 
 def generate(out: Path, rows: int, seed: int = DEFAULT_SEED, force: bool = False,
-             progress: bool = True) -> bool:
+             progress: bool = True, bad_every: int = 0) -> bool:
     """Generates the dataset into `out`. Returns False when it was already there."""
     if rows < 0:
         raise ValueError("--rows must be >= 0")
     out.mkdir(parents=True, exist_ok=True)
-    if not force and _manifest_matches(out, rows, seed):
+    if not force and _manifest_matches(out, rows, seed, bad_every):
         return False
 
     # Invalidate the old manifest first, so an interrupted run is never taken
@@ -217,7 +224,7 @@ def generate(out: Path, rows: int, seed: int = DEFAULT_SEED, force: bool = False
     for name, writer in (
         ("products.csv", lambda p: write_products(p, seed)),
         ("customers.csv", lambda p: write_customers(p, seed)),
-        ("sales.csv", lambda p: write_sales(p, rows, seed, progress)),
+        ("sales.csv", lambda p: write_sales(p, rows, seed, progress, bad_every)),
     ):
         tmp = out / (name + ".tmp")
         writer(tmp)
@@ -228,6 +235,7 @@ def generate(out: Path, rows: int, seed: int = DEFAULT_SEED, force: bool = False
         "format_version": FORMAT_VERSION,
         "rows": rows,
         "seed": seed,
+        "bad_every": bad_every,
         "products": N_PRODUCTS,
         "customers": N_CUSTOMERS,
         "files": {
@@ -255,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true",
                     help="regenerate even if the manifest says the data is current")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
+    ap.add_argument("--bad-rows", type=float, default=0.0, metavar="FRACTION",
+                    help="make this fraction of the sales rows bad (quantity `x`), for the "
+                         "bad-row benchmark, e.g. 0.001; write them to another --out")
     args = ap.parse_args(argv)
     if args.rows < 0:
         ap.error("--rows must be >= 0")
 
     t0 = time.perf_counter()
-    made = generate(args.out, args.rows, args.seed, args.force, progress=not args.quiet)
+    if not 0.0 <= args.bad_rows < 1.0:
+        ap.error("--bad-rows is a fraction between 0 and 1")
+    bad_every = round(1 / args.bad_rows) if args.bad_rows > 0 else 0
+    made = generate(args.out, args.rows, args.seed, args.force, progress=not args.quiet,
+                    bad_every=bad_every)
     if made:
         print(f"generated {args.rows:,} sales rows in {args.out} "
               f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)

@@ -153,8 +153,10 @@ class Series:
         return max(r.peak_rss_kib for r in self.runs) / 1024.0
 
 
-def measure(cmd: list[str], cwd: Path, log_path: Path, timeout: float) -> Run:
-    """Runs `cmd` as a child process and returns its wall time and peak RSS.
+def run_child(cmd: list[str], cwd: Path, log_path: Path, timeout: float,
+              env: dict[str, str] | None = None) -> tuple[float, float, os.struct_rusage]:
+    """Runs `cmd` as a child process; returns its start (epoch seconds), wall time and
+    rusage, or raises BenchError when it fails or outlives `timeout` (it is killed then).
 
     ru_maxrss from wait4() is the child's own high-water mark (KiB on Linux), so
     the harness's memory never counts. Output goes to `log_path`, not a pipe, so
@@ -164,8 +166,10 @@ def measure(cmd: list[str], cwd: Path, log_path: Path, timeout: float) -> Run:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
         t0 = time.perf_counter()
+        epoch0 = time.time()
         proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT,
+                                env=None if env is None else {**os.environ, **env})
         timed_out = threading.Event()
 
         def kill() -> None:
@@ -193,6 +197,12 @@ def measure(cmd: list[str], cwd: Path, log_path: Path, timeout: float) -> Run:
             f"exit code {proc.returncode}: {' '.join(cmd)}\n"
             f"last lines of {rel(log_path)}:\n  " + "\n  ".join(tail)
         )
+    return epoch0, wall, usage
+
+
+def measure(cmd: list[str], cwd: Path, log_path: Path, timeout: float) -> Run:
+    """Runs `cmd` as a child process and returns its wall time and peak RSS."""
+    _, wall, usage = run_child(cmd, cwd, log_path, timeout)
     return Run(wall_s=wall, peak_rss_kib=usage.ru_maxrss)
 
 

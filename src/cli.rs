@@ -105,14 +105,15 @@ pub struct RunArgs {
     /// Plan everything and run no query: nothing is read or written.
     #[arg(long)]
     pub dry_run: bool,
-    /// Memory limit for queries (`2GiB`, `512MB`); past it, operators spill to disk.
-    #[arg(long, value_name = "SIZE", env = "ETL_MEMORY_LIMIT")]
+    /// Memory limit for queries (`2GiB`, `512MB`), from 1 MiB to 1 PiB; past it, operators
+    /// spill to disk.
+    #[arg(long, value_name = "SIZE", env = "ETL_MEMORY_LIMIT", value_parser = crate::engine::check_memory_limit)]
     pub memory_limit: Option<String>,
     /// Folder for spill files (default: the system temp folder).
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
-    /// Partitions per query (default: the number of cores).
-    #[arg(long, value_name = "N")]
+    /// Partitions per query, 1 to 1024 (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = crate::engine::parse_threads)]
     pub threads: Option<usize>,
     /// When another run of the pipeline holds its lock, wait for it (for at most DURATION,
     /// e.g. `10m`, or for ever without a value) instead of exiting with code 3.
@@ -122,6 +123,10 @@ pub struct RunArgs {
     /// then set from what this run read).
     #[arg(long)]
     pub full_refresh: bool,
+    /// Read HTTP sources from what their `land:` kept (the newest complete landing for the
+    /// run's date) instead of calling their APIs: replays a run, e.g. after a fix to the SQL.
+    #[arg(long)]
+    pub from_landed: bool,
 }
 
 /// `etl state`.
@@ -157,6 +162,9 @@ pub struct ValidateArgs {
     /// Treat an unset `env()` variable without default as an error, not a warning.
     #[arg(long)]
     pub strict: bool,
+    /// Check a `--select` as `etl run` would take it, and name the checks it leaves out.
+    #[arg(long, value_name = "NAME")]
+    pub select: Vec<String>,
 }
 
 /// `etl explain`.

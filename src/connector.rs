@@ -91,6 +91,31 @@ pub struct BuildCx<'a> {
     pub pipeline: &'a Pipeline,
     /// The source being built.
     pub source: &'a Source,
+    /// How this command builds sources.
+    pub options: BuildOptions<'a>,
+}
+
+/// How a command builds its sources (the defaults suit every command but `etl run`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions<'a> {
+    /// The rows of an incremental source the run reads, once the run has planned them.
+    pub bounds: Option<&'a crate::plan::Bounds>,
+    /// Read what `land:` kept instead of calling the API (`etl run --from-landed`).
+    pub from_landed: bool,
+    /// Only the schema is needed (`etl validate`, dry runs, `etl state --set`): make no
+    /// more requests than knowing the columns takes.
+    pub probe: bool,
+    /// The run ignores watermarks (`--full-refresh`).
+    pub full_refresh: bool,
+}
+
+/// What reading a source cost, for the run summary (an API's requests, retries, bytes).
+#[derive(Debug, Clone, Default)]
+pub struct ReadStats {
+    /// Bytes received.
+    pub bytes: u64,
+    /// A line for the summary (`12 requests, 1 retry, 10 pages`).
+    pub detail: String,
 }
 
 /// A built source.
@@ -118,6 +143,10 @@ pub trait SourceConnector: std::fmt::Debug + Send + Sync + 'static {
     fn schema(&self) -> Option<&IndexMap<String, String>> {
         None
     }
+    /// The JSON Schema file giving the schema, if any (relative to the pipeline file).
+    fn schema_file(&self) -> Option<&str> {
+        None
+    }
     /// What to do with rows that do not parse.
     fn on_bad_row(&self) -> OnBadRow {
         OnBadRow::Fail
@@ -134,6 +163,23 @@ pub trait SourceConnector: std::fmt::Debug + Send + Sync + 'static {
     /// for sources that can say where.
     async fn locate_bad_row(&self, _cx: &BuildCx<'_>, _schema: SchemaRef) -> Option<BadRow> {
         None
+    }
+    /// Whether `etl run --from-landed` can read this source (`Err`: why not). Sources that
+    /// land nothing are read as usual.
+    fn check_replay(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// What reading the source cost in run `run_id`, for the run summary.
+    fn read_stats(&self, _run_id: &str) -> Option<ReadStats> {
+        None
+    }
+    /// Once every sink committed: what to do with the input this run read (a file source's
+    /// `after_commit`), as a commit-journal entry rolled forward after the sinks.
+    async fn after_commit(
+        &self,
+        _cx: &BuildCx<'_>,
+    ) -> Result<Option<crate::sink::commit::Entry>, SourceError> {
+        Ok(None)
     }
     /// For downcasting in the connector's own module.
     fn as_any(&self) -> &dyn Any;
@@ -264,10 +310,11 @@ pub static SOURCES: &[SourceEntry] = &[
     crate::source::inline::ENTRY,
     crate::source::postgres::ENTRY,
     crate::source::mysql::ENTRY,
+    crate::source::http::ENTRY,
 ];
 
 /// Source types of the format that this version does not read yet.
-pub const PLANNED_SOURCES: &[&str] = &["sqlite", "http", "kafka"];
+pub const PLANNED_SOURCES: &[&str] = &["sqlite", "kafka"];
 
 /// Every sink connector, by `type`.
 pub static SINKS: &[SinkEntry] = &[

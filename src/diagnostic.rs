@@ -201,12 +201,67 @@ impl fmt::Display for Diagnostic {
 }
 
 fn snippet(file: &Path, pos: Pos) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().nth(pos.line.checked_sub(1)?)?;
+    let line = source_line(file, pos.line)?;
+    // A very long line (a minified or generated file) is shown around the column only.
+    let (line, col) = clip(&line, pos.col, 120);
     let num = pos.line.to_string();
     let pad = " ".repeat(num.len());
-    let caret_pad = " ".repeat(pos.col.saturating_sub(1));
+    let caret_pad = " ".repeat(col.saturating_sub(1));
     Some(format!("{pad} |\n{num} | {line}\n{pad} | {caret_pad}^\n"))
+}
+
+/// A window of at most about `width` characters of `line` around the 1-based column `col`,
+/// and the column within it.
+fn clip(line: &str, col: usize, width: usize) -> (String, usize) {
+    let chars = line.chars().count();
+    if chars <= width {
+        return (line.to_string(), col);
+    }
+    let start = col
+        .saturating_sub(width / 2)
+        .min(chars.saturating_sub(width));
+    let window: String = line.chars().skip(start).take(width).collect();
+    let (head, shift) = if start > 0 { ("…", 1) } else { ("", 0) };
+    let tail = if start + width < chars { "…" } else { "" };
+    (format!("{head}{window}{tail}"), col - start + shift)
+}
+
+/// One line (1-based) of a source file. The last file read is kept with its line starts
+/// (while its size and modification time stay the same), so printing many diagnostics for
+/// one file reads it once.
+fn source_line(file: &Path, line: usize) -> Option<String> {
+    type Stamp = (PathBuf, u64, Option<std::time::SystemTime>);
+    type Source = (Stamp, std::sync::Arc<(String, Vec<usize>)>);
+    static LAST: std::sync::Mutex<Option<Source>> = std::sync::Mutex::new(None);
+    let meta = std::fs::metadata(file).ok()?;
+    if !meta.is_file() || meta.len() > 64 << 20 {
+        return None;
+    }
+    let stamp = (file.to_path_buf(), meta.len(), meta.modified().ok());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let cached = last
+        .as_ref()
+        .filter(|(s, _)| *s == stamp)
+        .map(|(_, s)| s.clone());
+    let source = match cached {
+        Some(s) => s,
+        None => {
+            let text = std::fs::read_to_string(file).ok()?;
+            let starts = std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect();
+            let source = std::sync::Arc::new((text, starts));
+            *last = Some((stamp, source.clone()));
+            source
+        }
+    };
+    let (text, starts) = &*source;
+    let start = *starts.get(line.checked_sub(1)?)?;
+    if start >= text.len() {
+        return None;
+    }
+    let end = starts.get(line).map_or(text.len(), |e| e - 1);
+    Some(text.get(start..end)?.trim_end_matches('\r').to_string())
 }
 
 /// A list of diagnostics gathered by a stage.
@@ -241,6 +296,24 @@ impl Diagnostics {
     }
 }
 
+/// A list of names for a hint: all of them when there are few, else the first ones and the
+/// count (a hint that lists twenty thousand names helps nobody, and costs a copy per error).
+pub fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 20;
+    let mut iter = names.into_iter();
+    let shown: Vec<&str> = iter.by_ref().take(SHOWN).collect();
+    let rest = iter.count();
+    if rest == 0 {
+        shown.join(", ")
+    } else {
+        format!("{}, … ({} in all)", shown.join(", "), SHOWN + rest)
+    }
+}
+
+/// How many candidates a "did you mean" looks at: enough for any list of keys or names a
+/// person reads, and a bound on the work when a file has a great many names and errors.
+const MAX_SUGGESTION_CANDIDATES: usize = 1000;
+
 /// Suggests the closest candidate to a misspelt name, if one is close enough.
 pub fn did_you_mean<'a>(
     word: &str,
@@ -248,6 +321,7 @@ pub fn did_you_mean<'a>(
 ) -> Option<String> {
     candidates
         .into_iter()
+        .take(MAX_SUGGESTION_CANDIDATES)
         .map(|c| (strsim::jaro_winkler(word, c), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -266,6 +340,33 @@ mod tests {
             Some("did you mean `partition_by`?")
         );
         assert_eq!(did_you_mean("zzz", keys), None);
+    }
+
+    #[test]
+    fn long_name_lists_are_cut() {
+        assert_eq!(name_list(["a", "b"]), "a, b");
+        let many: Vec<String> = (0..25).map(|i| format!("n{i}")).collect();
+        let text = name_list(many.iter().map(String::as_str));
+        assert!(
+            text.starts_with("n0, n1,") && text.ends_with("n19, … (25 in all)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn snippets_show_the_line_and_clip_long_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        let long = format!("v: {}x", "- ".repeat(200));
+        std::fs::write(&file, format!("a: 1\r\nb: 2\n{long}\n")).unwrap();
+        assert_eq!(source_line(&file, 1).as_deref(), Some("a: 1"));
+        assert_eq!(source_line(&file, 2).as_deref(), Some("b: 2"));
+        assert_eq!(source_line(&file, 9), None);
+        let s = snippet(&file, Pos::new(3, 300)).unwrap();
+        let shown = s.lines().nth(1).unwrap();
+        assert!(shown.chars().count() < 140, "{shown}");
+        let caret = s.lines().nth(2).unwrap().chars().position(|c| c == '^');
+        assert_eq!(shown.chars().nth(caret.unwrap()), long.chars().nth(299));
     }
 
     #[test]

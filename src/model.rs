@@ -13,7 +13,9 @@ use indexmap::IndexMap;
 
 use crate::spec::sink::SinkMode;
 use crate::spec::source::OnBadRow;
-use crate::spec::{CheckSeverity, ConnectionSpec, EngineSpec, SinkSpec, SourceSpec, TestSpec};
+use crate::spec::{
+    CheckSeverity, ConnectionSpec, EngineSpec, RelativeTo, SinkSpec, SourceSpec, TestSpec,
+};
 
 /// Where an SQL text came from, to turn SQL positions into file positions.
 #[derive(Debug, Clone)]
@@ -71,12 +73,21 @@ pub struct Transform {
     pub deps: Vec<String>,
 }
 
+/// An SQL expression of a check (`expect`, `expect_table`, `where`) and where it came from.
+#[derive(Debug, Clone)]
+pub struct CheckSql {
+    /// The rendered expression.
+    pub text: String,
+    /// Its place in the pipeline file.
+    pub origin: SqlOrigin,
+}
+
 /// A typed check.
 #[derive(Debug, Clone)]
 pub enum CheckKind {
     /// Columns without NULLs.
     NotNull(Vec<String>),
-    /// Columns without duplicates.
+    /// Columns without duplicates (rows with a NULL in them are not compared).
     Unique(Vec<String>),
     /// A column within a set of values.
     AcceptedValues {
@@ -84,6 +95,15 @@ pub enum CheckKind {
         column: String,
         /// The allowed values.
         values: Vec<serde_json::Value>,
+    },
+    /// Every non-NULL value of `column` exists in `to.field`.
+    Relationships {
+        /// The referring column.
+        column: String,
+        /// The source or transform referred to.
+        to: String,
+        /// Its column.
+        field: String,
     },
     /// Row count bounds.
     RowCount {
@@ -93,7 +113,18 @@ pub enum CheckKind {
         max: Option<u64>,
     },
     /// An SQL boolean that must hold on each row.
-    Expect(String),
+    Expect(CheckSql),
+    /// An SQL boolean over aggregates that must hold for the table.
+    ExpectTable(CheckSql),
+    /// The newest value of a timestamp or date column is recent enough.
+    Freshness {
+        /// The column.
+        column: String,
+        /// The greatest age allowed.
+        max_age: std::time::Duration,
+        /// What the age is measured against.
+        relative_to: RelativeTo,
+    },
 }
 
 /// A validated check.
@@ -101,14 +132,36 @@ pub enum CheckKind {
 pub struct Check {
     /// The source or transform checked.
     pub target: String,
-    /// A readable name (`not_null(day, country)`).
+    /// A readable name (`not_null(day, country)`), or the one given.
     pub name: String,
+    /// A name safe in a file path, unique in the pipeline (`not_null_orders_id`): the
+    /// folder of its stored failures.
+    pub file_name: String,
     /// What is checked.
     pub kind: CheckKind,
     /// Error or warning.
     pub severity: CheckSeverity,
+    /// The rows the check looks at (`where:`); all when absent.
+    pub filter: Option<CheckSql>,
+    /// Keep failing rows under the state folder.
+    pub store_failures: bool,
+    /// Other sources and transforms it reads (`relationships`, subqueries).
+    pub reads: Vec<String>,
     /// The YAML path of the check.
     pub yaml_path: String,
+}
+
+impl Check {
+    /// Every source or transform the check reads: its target first.
+    pub fn relations(&self) -> Vec<String> {
+        let mut out = vec![self.target.clone()];
+        for r in &self.reads {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
 }
 
 /// A validated sink.
@@ -169,6 +222,8 @@ pub struct Pipeline {
     pub engine: EngineSpec,
     /// Line and column of every YAML path in the file, for messages.
     pub places: HashMap<String, Pos>,
+    /// This run's bad rows, by source (shared by every plan of the run).
+    pub bad_rows: crate::source::BadRowLogs,
 }
 
 impl Pipeline {
@@ -200,6 +255,17 @@ impl Pipeline {
             seen.push(n);
         }
         seen
+    }
+
+    /// True when `node` (a transform or a sink) reads `name`, directly or through
+    /// transforms.
+    pub fn reads(&self, node: &str, name: &str) -> bool {
+        node != name && self.upstream(node).iter().any(|n| n == name)
+    }
+
+    /// The sinks that read `name`, directly or through transforms.
+    pub fn sinks_reading<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.sinks.keys().filter(move |k| self.reads(k, name))
     }
 
     /// True when `name` is a source or a transform (something SQL can read).

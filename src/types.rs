@@ -1,4 +1,5 @@
-//! SQL type names, as written in `schema:` blocks, mapped to Arrow types.
+//! SQL type names, as written in `schema:` blocks, mapped to Arrow types, nested types
+//! (`struct<a: int, b: string>`, `array<string>`, `map<string, int>`) included.
 
 use std::sync::Arc;
 
@@ -7,10 +8,82 @@ use indexmap::IndexMap;
 
 /// The type names accepted in `schema:` (for messages).
 pub const TYPE_NAMES: &str = "bigint, int, smallint, tinyint, double, float, real, \
-decimal(p,s), string, text, varchar, boolean, date, timestamp, timestamptz, time, binary";
+decimal(p,s), string, text, varchar, boolean, date, timestamp, timestamptz, time, binary, \
+struct<name: type, ...>, array<type>, map<key type, value type>";
 
 /// Parses an SQL type name (case-insensitive, with the usual aliases).
 pub fn parse_type(name: &str) -> Option<DataType> {
+    let t = name.trim();
+    if let Some(inner) = generic(t, "array").or_else(|| generic(t, "list")) {
+        return Some(DataType::List(Arc::new(Field::new(
+            "item",
+            parse_type(inner)?,
+            true,
+        ))));
+    }
+    if let Some(inner) = generic(t, "map") {
+        let [k, v] = split_top(inner)[..] else {
+            return None;
+        };
+        let entries = Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("key", parse_type(k)?, false),
+                    Field::new("value", parse_type(v)?, true),
+                ]
+                .into(),
+            ),
+            false,
+        );
+        return Some(DataType::Map(Arc::new(entries), false));
+    }
+    if let Some(inner) = generic(t, "struct") {
+        let fields = split_top(inner)
+            .into_iter()
+            .map(|f| {
+                let (name, ty) = f.split_once(':')?;
+                let name = name.trim().trim_matches(|c| c == '`' || c == '"');
+                (!name.is_empty()).then_some(())?;
+                Some(Field::new(name, parse_type(ty)?, true))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        return (!fields.is_empty()).then(|| DataType::Struct(fields.into()));
+    }
+    scalar_type(t)
+}
+
+/// The part between `<` and `>` of `kw<...>` (keyword case-insensitive).
+fn generic<'a>(t: &'a str, kw: &str) -> Option<&'a str> {
+    let head = t.get(..kw.len())?;
+    if !head.eq_ignore_ascii_case(kw) {
+        return None;
+    }
+    t[kw.len()..]
+        .trim_start()
+        .strip_prefix('<')?
+        .strip_suffix('>')
+}
+
+/// Splits on commas outside `<>` and `()`.
+fn split_top(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(s[start..].trim());
+    out
+}
+
+fn scalar_type(name: &str) -> Option<DataType> {
     let lower = name.trim().to_ascii_lowercase();
     let (base, args) = match lower.find('(') {
         Some(i) if lower.ends_with(')') => {
@@ -62,6 +135,63 @@ pub fn parse_type(name: &str) -> Option<DataType> {
     Some(dt)
 }
 
+/// Why a source of the given type (`csv`, `json`, ...) cannot produce a column of type `dt`,
+/// or `None` when it can. CSV is text: the Arrow CSV reader has no binary columns (JSON and
+/// inline rows read `binary` from hex strings). Columns a CSV source reads as text first
+/// (`null_values`, `on_bad_row`) are cast, and every other declared type casts from text.
+pub fn format_cannot_read(format: &str, dt: &DataType) -> Option<String> {
+    let binary = matches!(
+        dt,
+        DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    );
+    (format == "csv" && binary).then(|| {
+        "CSV is text: declare the column `string` and convert it in SQL (e.g. `decode(col, 'hex')`)"
+            .to_string()
+    })
+}
+
+/// How a sink can write a column it is partitioned by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionValue {
+    /// The writer formats it itself (strings, booleans, integers, floats).
+    Native,
+    /// Written as its text (`CAST(col AS VARCHAR)`): dates, times, timestamps, decimals.
+    AsText,
+    /// No sensible folder name: binary, lists, structs, maps.
+    Unsupported,
+}
+
+/// How a partition column of type `dt` is written into folder names.
+pub fn partition_value(dt: &DataType) -> PartitionValue {
+    use DataType as T;
+    match dt {
+        T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Boolean => PartitionValue::Native,
+        T::Int8 | T::Int16 | T::Int32 | T::Int64 => PartitionValue::Native,
+        T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64 => PartitionValue::Native,
+        T::Float16 | T::Float32 | T::Float64 => PartitionValue::Native,
+        T::Dictionary(_, v) if v.as_ref() == &T::Utf8 => PartitionValue::Native,
+        T::Dictionary(_, v) => partition_value(v).max_text(),
+        T::Null | T::Date32 | T::Date64 | T::Time32(_) | T::Time64(_) => PartitionValue::AsText,
+        T::Timestamp(..) | T::Duration(_) | T::Interval(_) => PartitionValue::AsText,
+        T::Decimal32(..) | T::Decimal64(..) | T::Decimal128(..) | T::Decimal256(..) => {
+            PartitionValue::AsText
+        }
+        _ => PartitionValue::Unsupported,
+    }
+}
+
+impl PartitionValue {
+    fn max_text(self) -> Self {
+        match self {
+            PartitionValue::Unsupported => PartitionValue::Unsupported,
+            _ => PartitionValue::AsText,
+        }
+    }
+}
+
 /// Builds an Arrow schema from a `schema:` block; all columns are nullable. Returns the
 /// first column whose type does not parse as the error.
 pub fn schema_from_spec(spec: &IndexMap<String, String>) -> Result<SchemaRef, (String, String)> {
@@ -91,6 +221,22 @@ pub fn sql_name(dt: &DataType) -> String {
         DataType::Date32 | DataType::Date64 => "date".into(),
         DataType::Timestamp(_, None) => "timestamp".into(),
         DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::List(f) | DataType::LargeList(f) => format!("array<{}>", sql_name(f.data_type())),
+        DataType::Struct(fields) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), sql_name(f.data_type())))
+                .collect();
+            format!("struct<{}>", parts.join(", "))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map<{}, {}>",
+                sql_name(kv[0].data_type()),
+                sql_name(kv[1].data_type())
+            ),
+            other => other.to_string().to_lowercase(),
+        },
         other => other.to_string().to_lowercase(),
     }
 }
@@ -116,5 +262,74 @@ mod tests {
         );
         assert_eq!(parse_type("decimal(2,5)"), None);
         assert_eq!(parse_type("integr"), None);
+    }
+
+    #[test]
+    fn every_declared_type_is_readable_or_refused() {
+        use datafusion::arrow::compute::can_cast_types;
+        let names = [
+            "bigint",
+            "int",
+            "smallint",
+            "tinyint",
+            "ubigint",
+            "uint",
+            "double",
+            "real",
+            "decimal(10,2)",
+            "decimal(60,10)",
+            "string",
+            "boolean",
+            "date",
+            "timestamp",
+            "timestamptz",
+            "time",
+            "binary",
+        ];
+        for name in names {
+            let dt = parse_type(name).unwrap();
+            // What CSV reads as text first (NULL markers, tolerant reads) is cast.
+            if format_cannot_read("csv", &dt).is_none() {
+                assert!(can_cast_types(&DataType::Utf8, &dt), "{name}");
+            }
+            assert!(format_cannot_read("json", &dt).is_none(), "{name}");
+        }
+        assert!(format_cannot_read("csv", &DataType::Binary).is_some());
+    }
+
+    #[test]
+    fn partition_values() {
+        assert_eq!(partition_value(&DataType::Utf8), PartitionValue::Native);
+        assert_eq!(partition_value(&DataType::Date32), PartitionValue::AsText);
+        assert_eq!(
+            partition_value(&DataType::Decimal128(10, 2)),
+            PartitionValue::AsText
+        );
+        assert_eq!(
+            partition_value(&DataType::Binary),
+            PartitionValue::Unsupported
+        );
+        let list = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+        assert_eq!(partition_value(&list), PartitionValue::Unsupported);
+    }
+
+    #[test]
+    fn parses_nested_types_and_names_them_back() {
+        for name in [
+            "struct<a: int, b: string>",
+            "array<string>",
+            "map<string, int>",
+            "array<struct<id: bigint, price: decimal(10,2), tags: array<string>>>",
+        ] {
+            let dt = parse_type(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(sql_name(&dt), name);
+        }
+        assert_eq!(
+            sql_name(&parse_type("STRUCT< Name : TEXT >").unwrap()),
+            "struct<Name: string>"
+        );
+        assert_eq!(parse_type("struct<>"), None);
+        assert_eq!(parse_type("map<string>"), None);
+        assert_eq!(parse_type("array<nope>"), None);
     }
 }

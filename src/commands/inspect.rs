@@ -8,7 +8,7 @@ use datafusion::physical_plan::displayable;
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, Output, load_options, load_pipeline, new_run_id};
 use crate::cli::{ExplainArgs, GraphArgs, LogFormat, PreviewArgs, ValidateArgs};
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, name_list};
 use crate::engine::{EngineOptions, session};
 use crate::model::Pipeline;
 use crate::plan::{PlanError, Planned, SourceMode, plan};
@@ -31,7 +31,10 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
             }
         };
         let code = match load_pipeline(file, &opts, out) {
-            Ok(p) => validate_planned(&p, out).await,
+            Ok(p) => match left_out_checks(&p, &args.select, out) {
+                Ok(()) => validate_planned(&p, args.strict, out).await,
+                Err(code) => code,
+            },
             Err(code) => code,
         };
         if code == EXIT_OK && out.format == LogFormat::Text {
@@ -44,7 +47,35 @@ pub async fn validate(args: &ValidateArgs, out: Output) -> u8 {
     worst
 }
 
-async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
+/// With `--select`: the selection is valid, and a note names the checks it leaves out.
+fn left_out_checks(p: &Pipeline, select: &[String], out: Output) -> Result<(), u8> {
+    if select.is_empty() {
+        return Ok(());
+    }
+    let sel = crate::run::selection(p, select).map_err(|d| {
+        out.diagnostics(&d);
+        EXIT_INVALID
+    })?;
+    let Some(note) = sel.left_out_note() else {
+        return Ok(());
+    };
+    match out.format {
+        LogFormat::Text => out.err_line(&format!("note: {note}")),
+        LogFormat::Json => {
+            let left_out: Vec<serde_json::Value> = sel
+                .left_out
+                .iter()
+                .map(|c| serde_json::json!({"check": c.name, "on": c.target}))
+                .collect();
+            out.json(serde_json::json!({"event": "note", "pipeline": p.name, "message": note, "left_out_checks": left_out}));
+        }
+    }
+    Ok(())
+}
+
+/// Plans every source, transform and check. A source that cannot be read leaves what reads
+/// it unplanned: a warning, or under `--strict` an error (exit 2).
+async fn validate_planned(p: &Pipeline, strict: bool, out: Output) -> u8 {
     let ctx = match session(&EngineOptions::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -64,20 +95,32 @@ async fn validate_planned(p: &Pipeline, out: Output) -> u8 {
             return EXIT_FAILED;
         }
     };
+    if strict && !planned.warnings.0.is_empty() {
+        let mut errors = planned.warnings;
+        for d in errors.0.iter_mut() {
+            d.severity = crate::diagnostic::Severity::Error;
+        }
+        out.diagnostics(&errors);
+        return EXIT_INVALID;
+    }
     out.diagnostics(&planned.warnings);
     let mut diags = Diagnostics::default();
     for c in &p.checks {
         // A check on something that could not be planned was already reported.
-        if !planned.schemas.contains_key(&c.target) {
+        if !c
+            .relations()
+            .iter()
+            .all(|r| planned.schemas.contains_key(r))
+        {
             continue;
         }
-        if let Err(d) = crate::check::plan_check(&planned.ctx, p, c).await {
+        if let Err(d) = crate::check::compile(&planned.ctx, p, c).await {
             diags.push(d);
         }
     }
     for s in p.sinks.values() {
         if let Some(schema) = planned.schemas.get(&s.from) {
-            for d in crate::sink::columns::partition_diagnostics(p, s, schema) {
+            for d in crate::validate::partition_problems(p, s, schema) {
                 diags.push(d);
             }
         }
@@ -136,7 +179,7 @@ fn unknown_name(p: &Pipeline, name: &str) -> Diagnostic {
     ));
     match did_you_mean(name, all.iter().copied()) {
         Some(h) => d.with_help(h),
-        None => d.with_help(format!("names: {}", all.join(", "))),
+        None => d.with_help(format!("names: {}", name_list(all.iter().copied()))),
     }
 }
 
@@ -241,10 +284,16 @@ pub async fn preview(args: &PreviewArgs, out: Output) -> u8 {
             EXIT_OK
         }
         Err(e) => {
-            out.diagnostic(&Diagnostic::error(format!(
-                "`{rel}`: {}",
-                crate::plan::clean_message(&e.to_string())
-            )));
+            // A bad row is named by its file and physical line, as `etl run` names it.
+            let located =
+                crate::run::bad_row_diagnostic(&planned.ctx, &p, &p.upstream(&rel), &e.to_string())
+                    .await;
+            out.diagnostic(&located.unwrap_or_else(|| {
+                Diagnostic::error(format!(
+                    "`{rel}`: {}",
+                    crate::plan::clean_message(&e.to_string())
+                ))
+            }));
             EXIT_FAILED
         }
     }

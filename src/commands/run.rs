@@ -122,6 +122,7 @@ async fn run_one(
         ds: ds.to_string(),
         wait,
         full_refresh: args.full_refresh,
+        from_landed: args.from_landed,
     };
     let result = crate::run::run(&pipeline, &run_opts, &run_id).await;
     let (code, outcome) = match result {
@@ -163,8 +164,9 @@ fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Pat
     for note in &outcome.notes {
         match out.format {
             LogFormat::Text => crate::out::err_line(&format!("note: {note}")),
-            LogFormat::Json => out
-                .json(serde_json::json!({"event": "recovered", "pipeline": name, "message": note})),
+            LogFormat::Json => {
+                out.json(serde_json::json!({"event": "note", "pipeline": name, "message": note}))
+            }
         }
     }
     match out.format {

@@ -202,11 +202,7 @@ fn incremental_sources(p: &Pipeline) -> Vec<String> {
 
 /// The sinks that read a source.
 fn readers(p: &Pipeline, source: &str) -> Vec<String> {
-    p.sinks
-        .keys()
-        .filter(|k| p.upstream(k).iter().any(|u| u == source))
-        .cloned()
-        .collect()
+    p.sinks_reading(source).cloned().collect()
 }
 
 fn pg_sink<'a>(p: &'a Pipeline, sink: &str) -> Option<&'a PostgresSinkSpec> {
@@ -258,7 +254,12 @@ async fn parse_value(
 ) -> Result<Watermark, (u8, Diagnostic)> {
     let src = &p.sources[source];
     let cursor = &src.spec.incremental().expect("incremental").cursor;
-    let built = crate::source::build(ctx, p, src)
+    // Only the cursor column's type is needed: an API source makes one request at most.
+    let probe = crate::connector::BuildOptions {
+        probe: true,
+        ..Default::default()
+    };
+    let built = crate::source::build_with(ctx, p, src, probe)
         .await
         .map_err(|e| (EXIT_FAILED, Diagnostic::error(e.to_string())))?;
     let schema = built.table.schema();

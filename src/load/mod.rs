@@ -7,7 +7,9 @@
 
 mod vars;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -33,6 +35,41 @@ pub const TOP_KEYS: &[&str] = &[
     "state",
     "engine",
 ];
+
+/// The largest file `etl` reads as a pipeline, vars file or SQL file.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
+/// A text file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The OS refused.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A folder, a device or a pipe: reading it could block or never end.
+    #[error("not a regular file")]
+    NotAFile,
+    /// Past [`MAX_FILE_BYTES`].
+    #[error("larger than {} MiB", MAX_FILE_BYTES >> 20)]
+    TooLarge,
+    /// Not UTF-8 text.
+    #[error("not UTF-8 text")]
+    NotText,
+}
+
+/// Reads a text file the pipeline names, refusing special files (`/dev/zero`, a FIFO) and
+/// files larger than [`MAX_FILE_BYTES`].
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(ReadError::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+}
 
 /// What the caller supplies besides the file.
 #[derive(Debug, Clone)]
@@ -63,6 +100,8 @@ pub struct Loaded {
     pub spec: PipelineSpec,
     /// The rendered node tree, for positions.
     pub root: Node,
+    /// The tree's places by YAML path.
+    pub index: yaml::Index,
     /// The resolved vars (values from `env()` are secrets: redact before printing).
     pub vars: BTreeMap<String, serde_json::Value>,
     /// This run's id.
@@ -90,7 +129,7 @@ impl Loaded {
 
     /// The place of a YAML path in the file.
     pub fn pos(&self, path: &str) -> Option<Pos> {
-        yaml::lookup(&self.root, path).map(|n| n.pos)
+        self.index.get(path).map(|p| p.pos)
     }
 
     /// A diagnostic in this file at a YAML path.
@@ -103,9 +142,7 @@ impl Loaded {
 
     /// A diagnostic pointing at the key of a YAML path (for "this entry" problems).
     pub fn error_at_key(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let pos = yaml::lookup_key(&self.root, path)
-            .map(|n| n.pos)
-            .or(self.pos(path));
+        let pos = self.index.get(path).and_then(|p| p.key_pos.or(Some(p.pos)));
         Diagnostic::error(message)
             .in_file(&self.file)
             .at_path(path)
@@ -127,31 +164,7 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
 /// errors are in `warnings`, so later stages can still report their own problems.
 pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        let mut d = Diagnostics::default();
-        d.push(Diagnostic::error(format!("cannot read the pipeline file: {e}")).in_file(file));
-        d
-    })?;
-    let root = yaml::parse(&text).map_err(|e| {
-        let mut d = Diagnostics::default();
-        d.push(
-            Diagnostic::error(format!("invalid YAML: {}", e.message))
-                .in_file(file)
-                .at(Some(e.pos)),
-        );
-        d
-    })?;
-    if !matches!(root.kind, Kind::Map(_)) {
-        diags.push(
-            Diagnostic::error(format!(
-                "a pipeline file is a mapping of keys (name, sources, transforms, sinks, ...), found {}",
-                root.type_name()
-            ))
-            .in_file(file)
-            .at(Some(root.pos)),
-        );
-        return Err(diags);
-    }
+    let root = read_root(file)?;
     let base_dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -172,7 +185,10 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         pipeline_name: name.clone(),
     };
     let mut templater = Templater::new(&globals, opts.env_mode);
-    let cx = Cx { file };
+    let cx = Cx {
+        file,
+        exhausted_reported: Cell::new(false),
+    };
 
     let var_nodes = vars::collect_var_nodes(&root, opts, &cx, &mut diags);
     let vars = vars::resolve_vars(&var_nodes, &mut templater, &cx, &mut diags);
@@ -194,6 +210,7 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         base_dir,
         name: spec.name.clone().unwrap_or(name),
         spec,
+        index: yaml::Index::new(&rendered),
         root: rendered,
         vars,
         run_id: opts.run_id.clone(),
@@ -202,8 +219,37 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
     })
 }
 
+/// Reads and parses a pipeline file into its node tree, which must be a mapping.
+fn read_root(file: &Path) -> Result<Node, Diagnostics> {
+    let one = |d: Diagnostic| {
+        let mut ds = Diagnostics::default();
+        ds.push(d.in_file(file));
+        ds
+    };
+    let text = read_text(file).map_err(|e| {
+        one(Diagnostic::error(format!(
+            "cannot read the pipeline file: {e}"
+        )))
+    })?;
+    let root = yaml::parse(&text).map_err(|e| {
+        one(Diagnostic::error(format!("invalid YAML: {}", e.message)).at(Some(e.pos)))
+    })?;
+    if !matches!(root.kind, Kind::Map(_)) {
+        return Err(one(
+            Diagnostic::error(format!(
+                "a pipeline file is a mapping of keys (name, sources, transforms, sinks, ...), found {}",
+                root.type_name()
+            ))
+            .at(Some(root.pos)),
+        ));
+    }
+    Ok(root)
+}
+
 pub(super) struct Cx<'a> {
     file: &'a Path,
+    /// Whether the templates' used-up budget was reported (it is, once).
+    exhausted_reported: Cell<bool>,
 }
 
 impl Cx<'_> {
@@ -222,17 +268,23 @@ impl Cx<'_> {
         d
     }
 
-    fn template_error(&self, e: TemplateError, node: &Node, path: &str) -> Diagnostic {
-        let pos = match (e.line, node.kind.clone()) {
+    /// A template error placed at its value; `None` for a repeat of "the budget is used up".
+    fn template_error(&self, e: TemplateError, node: &Node, path: &str) -> Option<Diagnostic> {
+        if e.exhausted && self.exhausted_reported.replace(true) {
+            return None;
+        }
+        let pos = match (e.line, &node.kind) {
             (Some(l), Kind::Scalar(_, Style::Literal | Style::Folded)) if l > 1 => {
                 Pos::new(node.text_pos.line + l - 1, node.text_pos.col)
             }
             _ => node.text_pos,
         };
-        e.into_diagnostic()
-            .in_file(self.file)
-            .at(Some(pos))
-            .at_path(path)
+        Some(
+            e.into_diagnostic()
+                .in_file(self.file)
+                .at(Some(pos).filter(|p| p.line > 0))
+                .at_path(path),
+        )
     }
 }
 
@@ -253,13 +305,21 @@ fn render_root(root: &Node, t: &Templater, cx: &Cx, diags: &mut Diagnostics) -> 
 
 fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Diagnostics) {
     match &mut node.kind {
-        Kind::Scalar(s, _) => {
-            if Templater::is_template(s) {
+        Kind::Scalar(s, style) => {
+            // Per-item templates of HTTP sources are rendered per item, by validation.
+            if Templater::is_template(s) && !crate::source::http::defers_rendering(path, s, t) {
                 match t.render(s) {
                     Ok(r) => *s = r,
                     Err(e) => {
-                        let snapshot = node.clone();
-                        diags.push(cx.template_error(e, &snapshot, path));
+                        let place = Node {
+                            kind: Kind::Scalar(String::new(), *style),
+                            pos: node.pos,
+                            text_pos: node.text_pos,
+                            indent: node.indent,
+                        };
+                        if let Some(d) = cx.template_error(e, &place, path) {
+                            diags.push(d);
+                        }
                     }
                 }
             }

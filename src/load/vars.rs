@@ -1,6 +1,6 @@
 //! Vars: gathered in override order and resolved in dependency order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use indexmap::IndexMap;
 use minijinja::value::Value;
@@ -34,7 +34,7 @@ pub(super) fn collect_var_nodes(
         _ => {}
     }
     if let Some(vf) = &opts.vars_file {
-        match std::fs::read_to_string(vf)
+        match super::read_text(vf)
             .map_err(|e| e.to_string())
             .and_then(|t| {
                 yaml::parse(&t).map_err(|e| format!("invalid YAML at {}: {}", e.pos, e.message))
@@ -99,6 +99,33 @@ fn string_leaves<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
     }
 }
 
+/// For each var, how many other vars it refers to; for each var, the vars that refer to it.
+fn dependencies<'a>(
+    var_nodes: &'a IndexMap<String, (Node, String)>,
+    templater: &Templater,
+) -> (HashMap<&'a str, usize>, HashMap<&'a str, Vec<&'a str>>) {
+    let names: HashSet<&str> = var_nodes.keys().map(String::as_str).collect();
+    let mut waiting_on: HashMap<&str, usize> = HashMap::new();
+    let mut readers: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, (node, _)) in var_nodes {
+        let mut leaves = Vec::new();
+        string_leaves(node, &mut leaves);
+        let refs: HashSet<String> = leaves
+            .iter()
+            .filter(|s| Templater::is_template(s))
+            .flat_map(|s| templater.referenced_names(s))
+            .filter(|r| names.contains(r.as_str()) && r != name)
+            .collect();
+        waiting_on.insert(name, refs.len());
+        for r in refs {
+            if let Some((key, _)) = var_nodes.get_key_value(r.as_str()) {
+                readers.entry(key.as_str()).or_default().push(name);
+            }
+        }
+    }
+    (waiting_on, readers)
+}
+
 /// Resolves vars in dependency order and adds them to the templater.
 pub(super) fn resolve_vars(
     var_nodes: &IndexMap<String, (Node, String)>,
@@ -106,50 +133,45 @@ pub(super) fn resolve_vars(
     cx: &Cx,
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, serde_json::Value> {
-    let names: HashSet<&str> = var_nodes.keys().map(String::as_str).collect();
-    let deps: HashMap<&str, Vec<String>> = var_nodes
-        .iter()
-        .map(|(name, (node, _))| {
-            let mut leaves = Vec::new();
-            string_leaves(node, &mut leaves);
-            let refs = leaves
-                .iter()
-                .filter(|s| Templater::is_template(s))
-                .flat_map(|s| templater.referenced_names(s))
-                .filter(|r| names.contains(r.as_str()) && r != name)
-                .collect();
-            (name.as_str(), refs)
-        })
+    // Kahn's algorithm: a var is resolved once every var it refers to is.
+    let (mut waiting_on, readers) = dependencies(var_nodes, templater);
+    let mut ready: VecDeque<&str> = var_nodes
+        .keys()
+        .map(String::as_str)
+        .filter(|n| waiting_on[n] == 0)
         .collect();
     let mut resolved = BTreeMap::new();
-    let mut done: HashSet<String> = HashSet::new();
-    let mut pending: Vec<&str> = var_nodes.keys().map(String::as_str).collect();
-    while !pending.is_empty() {
-        let (ready, blocked): (Vec<&str>, Vec<&str>) = pending
-            .iter()
-            .partition(|n| deps[*n].iter().all(|d| done.contains(d)));
-        if ready.is_empty() {
-            let (node, path) = &var_nodes[blocked[0]];
-            diags.push(
-                Diagnostic::error(format!(
-                    "vars refer to each other in a cycle: {}",
-                    blocked.join(" → ")
-                ))
-                .in_file(cx.file)
-                .at_path(path.clone())
-                .at(Some(node.pos).filter(|p| p.line > 0)),
-            );
-            break;
+    while let Some(name) = ready.pop_front() {
+        let (node, path) = &var_nodes[name];
+        let value = render_value(node, templater, cx, path, diags);
+        let json: serde_json::Value = serde_json::to_value(&value).unwrap_or_default();
+        templater.set_var(name, value);
+        resolved.insert(name.to_string(), json);
+        for reader in readers.get(name).into_iter().flatten() {
+            if let Some(n) = waiting_on.get_mut(reader) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push_back(reader);
+                }
+            }
         }
-        for name in ready {
-            let (node, path) = &var_nodes[name];
-            let value = render_value(node, templater, cx, path, diags);
-            let json: serde_json::Value = serde_json::to_value(&value).unwrap_or_default();
-            templater.set_var(name, value);
-            resolved.insert(name.to_string(), json);
-            done.insert(name.to_string());
-        }
-        pending = blocked;
+    }
+    let blocked: Vec<&str> = var_nodes
+        .keys()
+        .map(String::as_str)
+        .filter(|n| waiting_on[n] > 0)
+        .collect();
+    if let Some(first) = blocked.first() {
+        let (node, path) = &var_nodes[*first];
+        diags.push(
+            Diagnostic::error(format!(
+                "vars refer to each other in a cycle: {}",
+                blocked.join(" → ")
+            ))
+            .in_file(cx.file)
+            .at_path(path.clone())
+            .at(Some(node.pos).filter(|p| p.line > 0)),
+        );
     }
     resolved
 }
@@ -161,7 +183,9 @@ fn render_value(node: &Node, t: &Templater, cx: &Cx, path: &str, diags: &mut Dia
         Kind::Scalar(s, _) if Templater::is_template(s) => match t.render_value(s) {
             Ok(v) => v,
             Err(e) => {
-                diags.push(cx.template_error(e, node, path));
+                if let Some(d) = cx.template_error(e, node, path) {
+                    diags.push(d);
+                }
                 Value::UNDEFINED
             }
         },

@@ -4,7 +4,6 @@
 //! Planning every transform's SQL against real schemas is the last step of `etl validate`;
 //! its errors are turned into diagnostics that point into the pipeline file.
 
-pub mod counting;
 pub mod graph;
 
 use std::collections::HashMap;
@@ -40,8 +39,6 @@ pub struct Planned {
     pub warnings: Diagnostics,
     /// Bad-row logs of sources that skip or quarantine bad rows.
     pub bad_rows: Vec<Arc<source::BadRowLog>>,
-    /// Rows read per source (filled when planned with [`plan_run`]).
-    pub reads: IndexMap<String, Arc<counting::ReadCount>>,
 }
 
 /// Why planning failed.
@@ -85,6 +82,21 @@ impl Bounds {
     }
 }
 
+/// What a run asks of planning besides the pipeline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions<'a> {
+    /// Only these sources and transforms (all when `None`).
+    pub only: Option<&'a [String]>,
+    /// Incremental sources limited to these rows.
+    pub bounds: Option<&'a HashMap<String, Bounds>>,
+    /// HTTP sources read what they landed (`etl run --from-landed`).
+    pub from_landed: bool,
+    /// Only schemas are needed (dry runs; always so in lenient mode).
+    pub probe: bool,
+    /// The run ignores watermarks (`--full-refresh`).
+    pub full_refresh: bool,
+}
+
 /// Registers every source and transform of `pipeline` (limited to `only`, when given).
 pub async fn plan(
     ctx: SessionContext,
@@ -92,7 +104,11 @@ pub async fn plan(
     mode: SourceMode,
     only: Option<&[String]>,
 ) -> Result<Planned, PlanError> {
-    plan_bounded(ctx, pipeline, mode, only, &HashMap::new()).await
+    let opts = PlanOptions {
+        only,
+        ..Default::default()
+    };
+    plan_with(ctx, pipeline, mode, &opts).await
 }
 
 /// Like [`plan`], with incremental sources limited to the rows in `bounds`.
@@ -103,40 +119,38 @@ pub async fn plan_bounded(
     only: Option<&[String]>,
     bounds: &HashMap<String, Bounds>,
 ) -> Result<Planned, PlanError> {
-    plan_inner(ctx, pipeline, mode, only, bounds, false).await
+    let opts = PlanOptions {
+        only,
+        bounds: Some(bounds),
+        ..Default::default()
+    };
+    plan_with(ctx, pipeline, mode, &opts).await
 }
 
-/// Plans for a run: strict, bounded, and with the rows read from each source counted (see
-/// [`counting`]).
-pub async fn plan_run(
-    ctx: SessionContext,
-    pipeline: &Pipeline,
-    only: Option<&[String]>,
-    bounds: &HashMap<String, Bounds>,
-) -> Result<Planned, PlanError> {
-    plan_inner(ctx, pipeline, SourceMode::Strict, only, bounds, true).await
-}
-
-async fn plan_inner(
+/// Registers every source and transform of `pipeline`, as `opts` say.
+pub async fn plan_with(
     ctx: SessionContext,
     pipeline: &Pipeline,
     mode: SourceMode,
-    only: Option<&[String]>,
-    bounds: &HashMap<String, Bounds>,
-    count: bool,
+    opts: &PlanOptions<'_>,
 ) -> Result<Planned, PlanError> {
+    let only = opts.only;
     let wanted = |n: &str| only.is_none_or(|o| o.iter().any(|x| x == n));
     let mut planned = Planned {
         ctx,
         schemas: IndexMap::new(),
         warnings: Diagnostics::default(),
         bad_rows: Vec::new(),
-        reads: IndexMap::new(),
     };
     let mut unavailable: Vec<String> = Vec::new();
     for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
-        let bounded = bounds.get(name);
-        if !register_source(&mut planned, pipeline, src, mode, bounded, count).await? {
+        let build = crate::connector::BuildOptions {
+            bounds: opts.bounds.and_then(|b| b.get(name)),
+            from_landed: opts.from_landed,
+            probe: opts.probe || mode == SourceMode::Lenient,
+            full_refresh: opts.full_refresh,
+        };
+        if !register_source(&mut planned, pipeline, src, mode, build).await? {
             unavailable.push(name.clone());
         }
     }
@@ -181,20 +195,13 @@ async fn register_source(
     pipeline: &Pipeline,
     src: &Source,
     mode: SourceMode,
-    bounds: Option<&Bounds>,
-    count: bool,
+    build: crate::connector::BuildOptions<'_>,
 ) -> Result<bool, PlanError> {
-    let built = source::build(&planned.ctx, pipeline, src).await;
+    let bounds = build.bounds;
+    let built = source::build_with(&planned.ctx, pipeline, src, build).await;
     match built {
         Ok(crate::connector::Built { table, bad_rows }) => {
             planned.bad_rows.extend(bad_rows);
-            let table: Arc<dyn datafusion::catalog::TableProvider> = if count {
-                let reads = Arc::new(counting::ReadCount::default());
-                planned.reads.insert(src.name.clone(), reads.clone());
-                Arc::new(counting::CountedTable::new(table, reads))
-            } else {
-                table
-            };
             let engine = |e: DataFusionError| {
                 PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
             };
@@ -216,20 +223,63 @@ async fn register_source(
             Ok(true)
         }
         Err(e) => {
-            let path_key = if src.locations.is_empty() {
-                src.yaml_path.clone()
-            } else {
-                format!("{}.path", src.yaml_path)
+            let path_key = match e.yaml_key() {
+                Some(key) if pipeline.pos(&format!("{}.{key}", src.yaml_path)).is_some() => {
+                    format!("{}.{key}", src.yaml_path)
+                }
+                _ if src.locations.is_empty() => src.yaml_path.clone(),
+                _ => format!("{}.path", src.yaml_path),
             };
             let mut d = source_diag(pipeline, &path_key, &e);
             if mode == SourceMode::Strict {
                 return Err(PlanError::Source(Box::new(e), d));
             }
             d.severity = crate::diagnostic::Severity::Warning;
-            d.help = Some("transforms that read this source were not planned".into());
+            d.help = Some(not_planned(pipeline, &src.name));
             planned.warnings.push(d);
             Ok(false)
         }
+    }
+}
+
+/// What a source that could not be planned leaves unplanned: the transforms, sinks and
+/// checks that read it, directly or through other transforms.
+fn not_planned(p: &Pipeline, source: &str) -> String {
+    let mut parts = Vec::new();
+    let transforms: Vec<&str> = p
+        .transforms
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| p.reads(k, source))
+        .collect();
+    let sinks: Vec<&str> = p.sinks_reading(source).map(|k| k.as_str()).collect();
+    let checks: Vec<&str> = p
+        .checks
+        .iter()
+        .filter(|c| {
+            c.relations()
+                .iter()
+                .any(|r| r == source || p.reads(r, source))
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    for (what, names) in [
+        ("transforms", transforms),
+        ("sinks", sinks),
+        ("checks", checks),
+    ] {
+        if !names.is_empty() {
+            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            parts.push(format!("{what} {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "nothing reads this source".into()
+    } else {
+        format!(
+            "not planned, since they read it: {} (an error under --strict)",
+            parts.join("; ")
+        )
     }
 }
 
@@ -313,11 +363,8 @@ pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Dia
         .in_file(&pipeline.file)
         .at_path(yaml_path);
     d.pos = pipeline.pos(yaml_path);
-    if matches!(
-        e,
-        SourceError::NotFound { .. } | SourceError::NoFiles { .. }
-    ) {
-        d = d.with_help("relative paths are relative to the pipeline file's folder");
+    if let Some(help) = e.help() {
+        d = d.with_help(help);
     }
     crate::engine_error::polish(d)
 }

@@ -85,10 +85,7 @@ pub async fn plan(
     for name in &incremental {
         let src = &p.sources[name.as_str()];
         let inc = src.spec.incremental().expect("incremental");
-        let readers: Vec<&String> = sinks
-            .iter()
-            .filter(|k| p.upstream(k).contains(name))
-            .collect();
+        let readers: Vec<&String> = sinks.iter().filter(|k| p.reads(k, name)).collect();
         let mut lowest: Option<Watermark> = None;
         let mut first = true;
         for k in &readers {

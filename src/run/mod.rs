@@ -2,31 +2,42 @@
 //!
 //! Order of a run, and why:
 //! 1. sources and transforms are registered (transforms as lazy views);
-//! 2. a transform read by more than one sink or check is computed once and kept;
-//! 3. checks run (concurrently); a failed `error` check stops the run before any write;
-//! 4. sinks write concurrently into staging places;
-//! 5. only if all succeeded is every staged output moved into place.
+//! 2. every check in scope is planned, so a check that cannot be (a misspelt column) makes
+//!    the pipeline invalid before any data is read;
+//! 3. a transform read by more than one sink or check is computed once and kept;
+//! 4. checks run (concurrently): every check, also on what no sink reads (with `--select`,
+//!    those on what the selected sinks read); a failed `error` check stops the run before
+//!    any write;
+//! 5. sinks write concurrently into staging places;
+//! 6. only if all succeeded is every staged output moved into place.
 //!
 //! Whatever happens, a run record is written under the state folder.
 
+mod badrows;
 pub mod incremental;
 mod phases;
 mod progress;
 pub mod record;
 pub mod report;
+pub mod scope;
+mod sources;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::connector::StageCx;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::engine::{EngineOptions, session};
-use crate::model::{Check, Pipeline};
-use crate::plan::{PlanError, plan_run};
+use crate::model::Pipeline;
+use crate::plan::{PlanError, PlanOptions, SourceMode, plan_with};
 use crate::sink::{self, SinkError};
+use crate::source::BadRowLog;
 
+pub use badrows::bad_row_diagnostic;
 pub use record::RunRecord;
 pub use report::{StepKind, StepReport, StepStatus};
+pub use scope::{Selection, selection};
 
 /// Run settings from the command line.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +56,8 @@ pub struct RunOptions {
     pub wait: Option<std::time::Duration>,
     /// Ignore the watermarks of incremental sources: read every row.
     pub full_refresh: bool,
+    /// Read HTTP sources from what they landed instead of calling their APIs.
+    pub from_landed: bool,
 }
 
 /// How a run ended badly.
@@ -78,69 +91,35 @@ impl RunOutcome {
     }
 }
 
-/// The sinks a run writes, and every source and transform they need.
-pub fn selection(
-    p: &Pipeline,
-    select: &[String],
-) -> Result<(Vec<String>, Vec<String>), Diagnostics> {
-    let mut diags = Diagnostics::default();
-    let sinks: Vec<String> = if select.is_empty() {
-        p.sinks.keys().cloned().collect()
-    } else {
-        let mut out = Vec::new();
-        for s in select {
-            if p.sinks.contains_key(s) {
-                out.push(s.clone());
-            } else if p.is_relation(s) {
-                // A source or transform: the sinks that read it.
-                let readers: Vec<String> = p
-                    .sinks
-                    .values()
-                    .filter(|k| p.upstream(&k.name).contains(s))
-                    .map(|k| k.name.clone())
-                    .collect();
-                if readers.is_empty() {
-                    diags.push(Diagnostic::error(format!(
-                        "--select {s}: no sink reads `{s}`"
-                    )));
-                }
-                out.extend(readers);
-            } else {
-                let d = Diagnostic::error(format!(
-                    "--select {s}: no sink, transform or source has this name"
-                ));
-                diags.push(d.suggest(s, p.sinks.keys().map(String::as_str)));
-            }
-        }
-        out.dedup();
-        out
-    };
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let mut needed: Vec<String> = Vec::new();
-    for s in &sinks {
-        for n in p.upstream(s) {
-            if !needed.contains(&n) {
-                needed.push(n);
-            }
-        }
-    }
-    Ok((sinks, needed))
-}
-
 /// Runs a pipeline once.
 pub async fn run(p: &Pipeline, opts: &RunOptions, run_id: &str) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
-    let (sinks, needed) = selection(p, &opts.select).map_err(RunError::Invalid)?;
+    let sel = selection(p, &opts.select).map_err(RunError::Invalid)?;
     let mut out = RunOutcome {
         steps: Vec::new(),
         error: None,
-        notes: Vec::new(),
+        notes: sel.left_out_note().into_iter().collect(),
         seconds: 0.0,
     };
-    let result = run_phases(p, opts, run_id, &sinks, &needed, &mut out).await;
+    if opts.from_landed {
+        sources::check_replay(p, &sel.needed).map_err(RunError::Invalid)?;
+    }
+    let result = run_phases(p, opts, run_id, &sel, &mut out).await;
+    sources::add_read_stats(p, &sel.needed, run_id, &mut out);
     out.seconds = started.elapsed().as_secs_f64();
+    for c in &sel.left_out {
+        out.steps.push(
+            StepReport::new(
+                &phases::check_step_name(c),
+                StepKind::Check,
+                StepStatus::Skipped,
+            )
+            .with_detail(format!(
+                "left out by --select: no selected sink reads `{}`",
+                c.target
+            )),
+        );
+    }
     match result {
         Ok(()) => Ok(out),
         Err(Stop::Invalid(mut d)) => {
@@ -165,10 +144,10 @@ async fn run_phases(
     p: &Pipeline,
     opts: &RunOptions,
     run_id: &str,
-    sinks: &[String],
-    needed: &[String],
+    sel: &Selection,
     out: &mut RunOutcome,
 ) -> Result<(), Stop> {
+    let (sinks, needed) = (&sel.sinks[..], &sel.needed[..]);
     let new_session = || {
         session(&opts.engine).map_err(|e| {
             Stop::Invalid(one(Diagnostic::error(format!(
@@ -194,33 +173,24 @@ async fn run_phases(
     )
     .await?;
     let t0 = Instant::now();
-    let planned = match plan_run(ctx, p, Some(needed), &HashMap::new()).await {
+    let plan_opts = PlanOptions {
+        only: Some(needed),
+        bounds: None,
+        from_landed: opts.from_landed,
+        probe: opts.dry_run,
+        full_refresh: opts.full_refresh,
+    };
+    let planned = match plan_with(ctx, p, SourceMode::Strict, &plan_opts).await {
         Ok(pl) => pl,
         Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
         Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
     };
-    // What the writers cannot do is an invalid pipeline, found before any data moves.
-    let mut invalid = Diagnostics::default();
-    for name in sinks {
-        let s = &p.sinks[name];
-        if let Some(schema) = planned.schemas.get(&s.from) {
-            for d in crate::sink::columns::partition_diagnostics(p, s, schema) {
-                invalid.push(d);
-            }
-        }
-    }
-    if invalid.has_errors() {
-        return Err(Stop::Invalid(invalid));
-    }
-    let checks_of = |needed: &[String]| -> Vec<Check> {
-        p.checks
-            .iter()
-            .filter(|c| needed.contains(&c.target))
-            .cloned()
-            .collect()
-    };
+    // Checks are planned with everything else, before any data moves.
+    scope::plan_checks(&planned.ctx, p, &sel.checks)
+        .await
+        .map_err(Stop::Invalid)?;
     if opts.dry_run {
-        return phases::dry_run(&planned.ctx, p, sinks, &checks_of(needed), out)
+        return phases::dry_run(&planned.ctx, p, sinks, &sel.checks, out)
             .await
             .map_err(|d| Stop::Invalid(one(d)));
     }
@@ -278,6 +248,23 @@ async fn run_phases(
             }
         }
     }
+    // Sinks named in a source's `quarantine:` receive its bad rows once every other reader
+    // of the source is done: they are staged after the groups.
+    let quarantine_sinks: Vec<(String, Arc<BadRowLog>)> = p
+        .bad_rows
+        .all()
+        .into_iter()
+        .filter_map(|log| {
+            let sink = log.sink.clone().filter(|s| sinks.contains(s))?;
+            Some((sink, log))
+        })
+        .collect();
+    let sinks: Vec<String> = sinks
+        .iter()
+        .filter(|s| !quarantine_sinks.iter().any(|(q, _)| q == *s))
+        .cloned()
+        .collect();
+    let sinks = sinks.as_slice();
     let inc = incremental::plan(
         &planned.ctx,
         p,
@@ -289,6 +276,10 @@ async fn run_phases(
     .await
     .map_err(Stop::Failed)?;
     out.notes.extend(inc.notes.iter().cloned());
+    // What the file sources read is known now: their `after_commit` moves.
+    let after = sources::after_commit_entries(&planned.ctx, p, sinks, needed, &mut out.notes)
+        .await
+        .map_err(Stop::Failed)?;
     for name in needed.iter().filter(|n| p.sources.contains_key(*n)) {
         out.steps.push(
             StepReport::new(name, StepKind::Source, StepStatus::Ok)
@@ -297,34 +288,15 @@ async fn run_phases(
     }
     let progress = progress::Progress::new(opts.progress);
     let mut staged = Vec::new();
-    let mut bad_rows = planned.bad_rows.clone();
-    let mut reads = vec![planned.reads.clone()];
+    let assigned = scope::assign(p, sel, &inc.groups);
     let mut first = Some(planned.ctx);
     let result = async {
-        for group in &inc.groups {
-            let group_needed: Vec<String> = needed
-                .iter()
-                .filter(|n| group.sinks.iter().any(|k| p.upstream(k).contains(n)))
-                .cloned()
-                .collect();
-            // Incremental sources read only their new rows: plan again with those bounds.
-            let ctx = match (group.bounds.is_empty(), first.take()) {
-                (true, Some(ctx)) => ctx,
-                _ => match plan_run(new_session()?, p, Some(&group_needed), &group.bounds).await
-                {
-                    Ok(pl) => {
-                        bad_rows.extend(pl.bad_rows);
-                        reads.push(pl.reads);
-                        pl.ctx
-                    }
-                    Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
-                    Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
-                },
-            };
+        if let Some(ctx) = first.as_ref().filter(|_| !assigned.before.is_empty()) {
+            // Checks on what no sink reads, on whole sources.
             let cx = phases::Cx {
-                ctx: &ctx,
+                ctx,
                 p,
-                needed: &group_needed,
+                needed,
                 run_id,
                 ds: &opts.ds,
                 progress: &progress,
@@ -332,31 +304,60 @@ async fn run_phases(
                 marks: &inc.marks,
                 prev_runs: &prev_runs,
             };
-            let checks = checks_of(&group_needed);
+            phases::materialize_shared(&cx, &[], &assigned.before, out)
+                .await
+                .map_err(Stop::Failed)?;
+            phases::run_checks(&cx, &assigned.before, out)
+                .await
+                .map_err(Stop::Failed)?;
+        }
+        for (group, (group_needed, checks)) in inc.groups.iter().zip(&assigned.groups) {
+            // Incremental sources read only their new rows: plan again with those bounds.
+            let ctx = match (group.bounds.is_empty(), first.take()) {
+                (true, Some(ctx)) => ctx,
+                _ => match plan_with(
+                    new_session()?,
+                    p,
+                    SourceMode::Strict,
+                    &PlanOptions {
+                        only: Some(group_needed),
+                        bounds: Some(&group.bounds),
+                        ..plan_opts
+                    },
+                )
+                .await
+                {
+                    Ok(pl) => pl.ctx,
+                    Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
+                    Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
+                },
+            };
+            let cx = phases::Cx {
+                ctx: &ctx,
+                p,
+                needed: group_needed,
+                run_id,
+                ds: &opts.ds,
+                progress: &progress,
+                shared: &shared,
+                marks: &inc.marks,
+                prev_runs: &prev_runs,
+            };
             let r = async {
-                phases::materialize_shared(&cx, &group.sinks, &checks, out).await?;
-                phases::run_checks(&cx, &checks, out).await?;
+                phases::materialize_shared(&cx, &group.sinks, checks, out).await?;
+                phases::run_checks(&cx, checks, out).await?;
                 phases::write_sinks(&cx, &group.sinks, out).await
             }
             .await;
             match r {
                 Ok(s) => staged.extend(s),
                 Err(d) => {
-                    let commit_cx = sink::CommitCx {
-                        ctx: &ctx,
-                        pipeline: p,
-                        run_id,
-                        shared: &shared,
-                    };
-                    for (st, _) in staged.iter_mut() {
-                        st.abort(&commit_cx).await;
-                    }
+                    phases::abort_staged(&cx, &mut staged).await;
                     return Err(Stop::Failed(d));
                 }
             }
             first = Some(ctx);
         }
-        crate::fault::point("staged");
         let ctx = first.take().unwrap_or(new_session()?);
         let cx = phases::Cx {
             ctx: &ctx,
@@ -369,32 +370,18 @@ async fn run_phases(
             marks: &inc.marks,
             prev_runs: &prev_runs,
         };
-        phases::commit_all(&cx, staged, inc.state.clone(), out)
+        if let Err(d) = badrows::settle(&cx, &quarantine_sinks, &mut staged, out).await {
+            phases::abort_staged(&cx, &mut staged).await;
+            return Err(Stop::Failed(d));
+        }
+        crate::fault::point("staged");
+        phases::commit_all(&cx, staged, inc.state.clone(), after, out)
             .await
             .map_err(Stop::Failed)
     }
     .await;
     progress.clear();
-    for step in out.steps.iter_mut().filter(|s| s.kind == StepKind::Source) {
-        // Each plan reads its own rows (incremental groups read different bounds).
-        let per_plan: Vec<u64> = reads
-            .iter()
-            .filter_map(|r| r.get(&step.name).and_then(|c| c.rows()))
-            .collect();
-        if !per_plan.is_empty() {
-            step.rows = Some(per_plan.iter().sum());
-        }
-    }
-    for log in &bad_rows {
-        if let Some(summary) = log.summary()
-            && let Some(step) = out
-                .steps
-                .iter_mut()
-                .find(|s| s.kind == StepKind::Source && s.name == log.source)
-        {
-            step.detail = Some(summary);
-        }
-    }
+    badrows::report(p, out);
     result
 }
 

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use super::progress::Progress;
 use super::report::{StepKind, StepReport, StepStatus};
 use super::{RunOutcome, place};
-use crate::check::{CheckOutcome, run_check};
+use crate::check::{CheckError, CheckOutcome, RunCx};
 use crate::connector::StageCx;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Check, Pipeline};
@@ -30,7 +30,8 @@ pub(super) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    fn commit_cx(&self) -> sink::CommitCx<'a> {
+    /// What committing or aborting staged outputs needs.
+    pub(super) fn commit_cx(&self) -> sink::CommitCx<'a> {
         sink::CommitCx {
             ctx: self.ctx,
             pipeline: self.p,
@@ -40,7 +41,8 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A dry run: plan every check, report what each sink would write.
+/// A dry run (checks were planned already): report what each sink would write, after
+/// checking what only the planned schemas tell (partition columns).
 pub(super) async fn dry_run(
     ctx: &SessionContext,
     p: &Pipeline,
@@ -49,9 +51,20 @@ pub(super) async fn dry_run(
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
     for c in checks {
-        crate::check::plan_check(ctx, p, c).await?;
+        out.steps.push(
+            StepReport::new(&check_step_name(c), StepKind::Check, StepStatus::Skipped)
+                .with_detail("dry run: planned, not run".into()),
+        );
     }
     for s in sinks {
+        let sink = &p.sinks[s];
+        if let Ok(df) = ctx.table(sink.from.as_str()).await
+            && let Some(d) = crate::validate::partition_problems(p, sink, df.schema().as_arrow())
+                .into_iter()
+                .next()
+        {
+            return Err(d);
+        }
         out.steps.push(
             StepReport::new(s, StepKind::Sink, StepStatus::Skipped)
                 .with_detail(format!("dry run: would write {}", p.sinks[s].location)),
@@ -73,7 +86,11 @@ pub(super) async fn materialize_shared(
         *readers.entry(p.sinks[s].from.as_str()).or_default() += 1;
     }
     for c in checks {
-        *readers.entry(c.target.as_str()).or_default() += 1;
+        for r in c.relations() {
+            if let Some((name, _)) = p.transforms.get_key_value(&r) {
+                *readers.entry(name.as_str()).or_default() += 1;
+            }
+        }
     }
     for name in p.transforms.keys() {
         if readers.get(name.as_str()).copied().unwrap_or(0) < 2 {
@@ -111,18 +128,28 @@ pub(super) async fn materialize_shared(
     Ok(())
 }
 
-/// Runs the checks concurrently; the first failed `error` check stops the run.
+/// Plans and runs the checks concurrently; the first failed `error` check stops the run.
 pub(super) async fn run_checks(
     cx: &Cx<'_>,
     checks: &[Check],
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
+    let failures_dir = cx.p.state_dir.join("failures");
+    let run_cx = RunCx {
+        ds: cx.ds,
+        run_id: cx.run_id,
+        failures_dir: Some(&failures_dir),
+    };
+    let run_cx = &run_cx;
     let results = join_all(checks.iter().map(|c| async move {
         let bar = cx
             .progress
             .step(&format!("check {} on {}", c.name, c.target));
         let t = Instant::now();
-        let r = run_check(cx.ctx, c).await;
+        let r = match crate::check::compile(cx.ctx, cx.p, c).await {
+            Ok(compiled) => compiled.run(run_cx).await.map_err(Failure::Run),
+            Err(d) => Err(Failure::Plan(d)),
+        };
         bar.finish();
         (c, r, t.elapsed().as_secs_f64())
     }))
@@ -141,23 +168,35 @@ pub(super) async fn run_checks(
                 }
                 out.steps.push(check_step(&outcome, status, secs));
             }
-            Err(e) => {
-                let what = format!("check `{}` on `{}`", c.name, c.target);
-                let d = read_failure(cx, &e, &c.yaml_path, &what).await;
+            Err(f) => {
+                let d = match f {
+                    Failure::Plan(d) => d,
+                    Failure::Run(CheckError::Query(e)) => {
+                        let what = format!("check `{}` on `{}`", c.name, c.target);
+                        read_failure(cx, &e, &c.yaml_path, &what).await
+                    }
+                    Failure::Run(e) => place(
+                        cx.p,
+                        &c.yaml_path,
+                        format!("check `{}` on `{}`: {e}", c.name, c.target),
+                    ),
+                };
                 out.steps.push(
-                    StepReport::new(
-                        &format!("{}: {}", c.target, c.name),
-                        StepKind::Check,
-                        StepStatus::Failed,
-                    )
-                    .timed(secs)
-                    .with_detail(d.message.clone()),
+                    StepReport::new(&check_step_name(c), StepKind::Check, StepStatus::Failed)
+                        .timed(secs)
+                        .with_detail(d.message.clone()),
                 );
                 fatal.get_or_insert(d);
             }
         }
     }
     fatal.map_or(Ok(()), Err)
+}
+
+/// Why a check did not give an outcome.
+enum Failure {
+    Plan(Diagnostic),
+    Run(CheckError),
 }
 
 /// Writes every sink to its staging place, concurrently. On any failure, throws all staged
@@ -233,11 +272,13 @@ pub(super) async fn write_sinks(
     Err(d)
 }
 
-/// Commits every staged output, as one unit (see `sink::commit`), with the watermarks.
+/// Commits every staged output, as one unit (see `sink::commit`), with the watermarks, then
+/// the sources' `after_commit` moves.
 pub(super) async fn commit_all(
     cx: &Cx<'_>,
     mut staged: Vec<(Box<dyn StagedOutput>, f64)>,
     watermarks: Option<crate::state::watermark::Watermarks>,
+    after: Vec<sink::commit::Entry>,
     out: &mut RunOutcome,
 ) -> Result<(), Diagnostic> {
     let commit_cx = cx.commit_cx();
@@ -247,8 +288,13 @@ pub(super) async fn commit_all(
         outputs.push(st);
         times.push(secs);
     }
-    if let Err(e) = sink::commit_run(&commit_cx, &mut outputs, cx.ds, watermarks).await {
-        let name = match &e {
+    let done = sink::commit_run(&commit_cx, &mut outputs, cx.ds, watermarks, after).await;
+    let moves_failed = match &done {
+        Err(SinkError::AfterCommit { name, .. }) => Some(name.clone()),
+        _ => None,
+    };
+    if let (Err(e), None) = (&done, &moves_failed) {
+        let name = match e {
             SinkError::Commit { name, .. }
             | SinkError::Exists { name, .. }
             | SinkError::Db { name, .. }
@@ -296,7 +342,18 @@ pub(super) async fn commit_all(
         }
         out.steps.push(step);
     }
-    Ok(())
+    match (done, moves_failed) {
+        (Err(e), Some(source)) => {
+            let yaml_path = format!("sources.{source}.after_commit");
+            Err(place(cx.p, &yaml_path, e.to_string()).with_help(
+                "every sink committed; fix the cause, and the next `etl run` or `etl state` of this pipeline finishes moving the files",
+            ))
+        }
+        (done, _) => {
+            super::sources::report_after_commit(done.unwrap_or_default(), out);
+            Ok(())
+        }
+    }
 }
 
 /// Explains a failure while reading: if a CSV or JSON source has a bad row, say exactly where.
@@ -307,43 +364,8 @@ async fn read_failure(
     what: &str,
 ) -> Diagnostic {
     let text = err.to_string();
-    let markers = [
-        "Parser error",
-        "Csv error",
-        "Json error",
-        "parsing value",
-        "Error parsing",
-        "Cast error",
-        "incorrect number of fields",
-        "Encountered unexpected",
-        "not a valid",
-    ];
-    if markers.iter().any(|m| text.contains(m)) {
-        for name in cx.needed {
-            let Some(src) = cx.p.sources.get(name) else {
-                continue;
-            };
-            let schema = match (&src.schema, cx.ctx.table_provider(name.as_str()).await) {
-                (Some(s), _) => s.clone(),
-                (None, Ok(t)) => t.schema(),
-                (None, Err(_)) => continue,
-            };
-            let build_cx = crate::connector::BuildCx {
-                ctx: cx.ctx,
-                pipeline: cx.p,
-                source: src,
-            };
-            if let Some(bad) = src.spec.locate_bad_row(&build_cx, schema).await {
-                let path_key = format!("{}.path", src.yaml_path);
-                return Diagnostic::error(bad.to_string())
-                    .in_file(&cx.p.file)
-                    .at_path(path_key.clone())
-                    .at(cx.p.pos(&path_key))
-                    .with_help(
-                        "fix the row, or declare the column with a type that fits it in `schema:`",
-                    );
-            }
-        }
+    if let Some(d) = super::badrows::bad_row_diagnostic(cx.ctx, cx.p, cx.needed, &text).await {
+        return d;
     }
     crate::engine_error::polish(place(cx.p, yaml_path, format!("{what}: {text}")))
 }
@@ -354,22 +376,43 @@ fn check_failure(p: &Pipeline, o: &CheckOutcome) -> Diagnostic {
         o.check.name, o.check.target, o.detail
     );
     let d = place(p, &o.check.yaml_path, msg);
-    match &o.sample {
-        Some(s) => d.with_help(format!(
+    let stored = o
+        .stored
+        .as_ref()
+        .map(|f| format!("all failing rows: {}", f.display()));
+    let sample = o.sample.as_ref().map(|s| {
+        format!(
             "failing rows (first {}):\n{s}",
             s.lines().count().saturating_sub(4)
-        )),
-        None => d,
+        )
+    });
+    match (sample, stored) {
+        (Some(s), Some(f)) => d.with_help(format!("{s}\n{f}")),
+        (Some(h), None) | (None, Some(h)) => d.with_help(h),
+        (None, None) => d,
     }
 }
 
+/// A check's name in the summary: `target: name`.
+pub(super) fn check_step_name(c: &Check) -> String {
+    format!("{}: {}", c.target, c.name)
+}
+
 fn check_step(o: &CheckOutcome, status: StepStatus, secs: f64) -> StepReport {
-    StepReport::new(
-        &format!("{}: {}", o.check.target, o.check.name),
-        StepKind::Check,
-        status,
-    )
-    .timed(secs)
-    .with_rows(o.failures)
-    .with_detail(o.detail.clone())
+    let detail = match &o.stored {
+        Some(f) => format!("{} → {}", o.detail, f.display()),
+        None => o.detail.clone(),
+    };
+    StepReport::new(&check_step_name(&o.check), StepKind::Check, status)
+        .timed(secs)
+        .with_failures(o.failures)
+        .with_detail(detail)
+}
+
+/// Throws away everything staged.
+pub(super) async fn abort_staged(cx: &Cx<'_>, staged: &mut [(Box<dyn StagedOutput>, f64)]) {
+    let commit_cx = cx.commit_cx();
+    for (st, _) in staged.iter_mut() {
+        st.abort(&commit_cx).await;
+    }
 }

@@ -45,6 +45,9 @@ pub struct StepReport {
     pub rows: Option<u64>,
     /// Bytes written.
     pub bytes: Option<u64>,
+    /// A check: the rows (or keys) that break it; 1 for a failed check on the whole table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
     /// Wall time.
     pub seconds: f64,
     /// More about it.
@@ -60,6 +63,7 @@ impl StepReport {
             status,
             rows: None,
             bytes: None,
+            failures: None,
             seconds: 0.0,
             detail: None,
         }
@@ -80,6 +84,12 @@ impl StepReport {
     /// Sets the bytes.
     pub fn with_bytes(mut self, bytes: u64) -> Self {
         self.bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the failing-row count of a check.
+    pub fn with_failures(mut self, failures: u64) -> Self {
+        self.failures = Some(failures);
         self
     }
 

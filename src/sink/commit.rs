@@ -102,6 +102,9 @@ pub enum Entry {
         /// The prepared transaction's id; `None` for the commit point.
         gid: Option<String>,
     },
+    /// A file source's input files to move or delete (`after_commit`), rolled forward after
+    /// every sink; never rolled back (the files stay where they are).
+    AfterCommit(crate::source::file::moves::Moves),
 }
 
 impl Entry {
@@ -143,6 +146,7 @@ impl Entry {
                 vec![(sink.clone(), *rows)]
             }
             Self::Postgres { sinks, .. } => sinks.clone(),
+            Self::AfterCommit(_) => Vec::new(),
         }
     }
 
@@ -161,6 +165,7 @@ impl Entry {
                     .join(", "),
                 format!("connection `{connection}`"),
             ),
+            Self::AfterCommit(m) => (m.source.clone(), "after_commit".to_string()),
         };
         SinkError::Commit {
             name,
@@ -186,6 +191,14 @@ impl Entry {
             Self::Postgres {
                 connection, sinks, ..
             } => postgres::is_committed(cx, connection, &sinks[0].0).await?,
+            Self::AfterCommit(m) => {
+                m.is_done(cx.ctx, cx.pipeline)
+                    .await
+                    .map_err(|reason| SinkError::AfterCommit {
+                        name: m.source.clone(),
+                        reason,
+                    })?
+            }
         })
     }
 
@@ -221,6 +234,14 @@ impl Entry {
             Self::Postgres {
                 connection, gid, ..
             } => postgres::commit(cx, connection, gid.as_deref()).await,
+            Self::AfterCommit(m) => {
+                m.apply(cx.ctx, cx.pipeline)
+                    .await
+                    .map_err(|reason| SinkError::AfterCommit {
+                        name: m.source.clone(),
+                        reason,
+                    })
+            }
         }
     }
 
@@ -239,6 +260,7 @@ impl Entry {
             Self::Postgres {
                 connection, gid, ..
             } => postgres::roll_back(cx, connection, gid.as_deref()).await,
+            Self::AfterCommit(_) => Ok(()),
         }
     }
 
@@ -250,7 +272,7 @@ impl Entry {
             Self::Store { staging, .. } => objstore::remove(cx.ctx, staging)
                 .await
                 .map_err(|e| self.error(e)),
-            Self::Postgres { .. } => Ok(()),
+            Self::Postgres { .. } | Self::AfterCommit(_) => Ok(()),
         }
     }
 }
@@ -372,13 +394,15 @@ fn remove_journal(p: &Pipeline) -> Result<(), SinkError> {
     }
 }
 
-/// Commits every staged output of a run as one unit, then saves `watermarks`.
+/// Commits every staged output of a run as one unit, then applies `after` (the file sources'
+/// `after_commit` moves) and saves `watermarks`. Returns what `after` did, per source.
 pub async fn commit_run(
     cx: &CommitCx<'_>,
     staged: &mut [Box<dyn StagedOutput>],
     ds: &str,
     watermarks: Option<Watermarks>,
-) -> Result<(), SinkError> {
+    after: Vec<Entry>,
+) -> Result<Vec<(String, String)>, SinkError> {
     let mut entries: Vec<Entry> = Vec::new();
     for st in staged.iter_mut() {
         let e = st.prepare(cx).await?;
@@ -399,6 +423,8 @@ pub async fn commit_run(
     // the first is the commit point: once it commits, the run is committed. The journal names
     // the prepared transactions before they exist, so a crash leaves none behind unknown.
     entries.sort_by_key(|e| !matches!(e, Entry::Postgres { .. }));
+    // Input files move only once every sink's output is in place.
+    entries.extend(after);
     let mut first = true;
     for e in entries.iter_mut() {
         if let Entry::Postgres {
@@ -436,7 +462,15 @@ pub async fn commit_run(
         }
     }
     crate::fault::point("commit");
-    finish(cx, &mut journal, "committed").await
+    finish(cx, &mut journal, "committed").await?;
+    Ok(journal
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::AfterCommit(m) => Some((m.source.clone(), m.summary())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Moves every entry not yet in place, saves the watermarks, cleans up and forgets the
@@ -577,8 +611,14 @@ pub async fn recover(ctx: &SessionContext, p: &Pipeline) -> Result<Option<String
             format!("run {short} was interrupted after its commit; finished cleaning up ({names})")
         }
         Phase::Committing => {
+            // Input files move only after every sink committed, so only the sinks say
+            // whether the commit happened.
             let mut any = false;
-            for e in &j.entries {
+            for e in j
+                .entries
+                .iter()
+                .filter(|e| !matches!(e, Entry::AfterCommit(_)))
+            {
                 any |= e.is_done(&cx).await?;
             }
             if any {

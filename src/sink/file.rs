@@ -10,10 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -22,8 +25,9 @@ use super::commit::{Entry, staging_location};
 use super::{SinkError, StagedOutput, local, manifest, objstore};
 use crate::connector::{CheckCx, SinkConnector, SinkEntry, StageCx, config_schema, parse_config};
 use crate::model::{Pipeline, Sink};
-use crate::spec::sink::SinkMode;
+use crate::spec::sink::{MAX_ROW_GROUP_SIZE, SinkMode, parquet_compression};
 use crate::spec::source::Compression;
+use crate::types::{PartitionValue, partition_value};
 use crate::validate::is_url;
 
 /// A file sink.
@@ -62,12 +66,17 @@ pub struct FileSinkSpec<O: Default> {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkOptions {
-    /// `zstd` (default), `snappy`, `gzip`, `lz4`, `brotli` or `none`; a level may follow in
-    /// parentheses: `zstd(3)`.
+    /// `zstd` (default, level 3), `snappy`, `gzip`, `lz4`, `lz4_raw`, `brotli` or `none`. A
+    /// level may follow in parentheses: `zstd(1)` to `zstd(22)`, `gzip(0)` to `gzip(9)`,
+    /// `brotli(0)` to `brotli(11)`; the others take none.
     #[serde(default)]
     pub compression: Option<String>,
-    /// Maximum rows per row group.
-    #[serde(default)]
+    /// Maximum rows per row group, 1 to 16777216 (default 1048576).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_ROW_GROUP_SIZE>"
+    )]
+    #[schemars(range(min = 1, max = MAX_ROW_GROUP_SIZE))]
     pub row_group_size: Option<usize>,
     /// The unit timestamps are written in: `us` (microseconds, the default, which Spark,
     /// Athena, BigQuery, Snowflake and pandas all read) or `ns` (nanoseconds, as computed;
@@ -92,7 +101,7 @@ pub enum TimestampUnit {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSinkOptions {
-    /// Field separator, one character (default `,`).
+    /// Field separator, one ASCII character other than a line break (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
     /// Write a header row (default true).
@@ -166,14 +175,9 @@ impl FileSinkOptions for ParquetSinkOptions {
     const KIND: &'static str = "parquet";
     fn check(&self, cx: &mut CheckCx<'_>) {
         if let Some(c) = &self.compression
-            && parquet_compression(c).is_none()
+            && let Err(e) = parquet_compression(c)
         {
-            cx.error(
-                "options.compression",
-                format!(
-                    "unknown Parquet compression `{c}` (zstd, snappy, gzip, lz4, brotli, none)"
-                ),
-            );
+            cx.error("options.compression", e.to_string());
         }
     }
     async fn write(
@@ -184,14 +188,13 @@ impl FileSinkOptions for ParquetSinkOptions {
     ) -> Result<Vec<RecordBatch>, SinkError> {
         let mut opts = TableParquetOptions::default();
         let compression = self.compression.as_deref().unwrap_or("zstd");
-        opts.global.compression = Some(parquet_compression(compression).ok_or_else(|| {
-            SinkError::Options {
-                name: sink.name.clone(),
-                reason: format!(
-                    "unknown Parquet compression `{compression}` (zstd, snappy, gzip, lz4, brotli, none)"
-                ),
-            }
-        })?);
+        opts.global.compression =
+            Some(
+                parquet_compression(compression).map_err(|e| SinkError::Options {
+                    name: sink.name.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
         if let Some(n) = self.row_group_size {
             opts.global.max_row_group_size = n;
         }
@@ -215,11 +218,12 @@ impl FileSinkOptions for CsvSinkOptions {
         self.compression
     }
     fn check(&self, cx: &mut CheckCx<'_>) {
-        if let Some(d) = self.delimiter.as_ref().filter(|d| d.len() != 1) {
-            cx.error(
-                "options.delimiter",
-                format!("`delimiter` is one ASCII character, found `{d}`"),
-            );
+        if let Some(Err(msg)) = self
+            .delimiter
+            .as_deref()
+            .map(crate::validate::options::one_char)
+        {
+            cx.error("options.delimiter", format!("`delimiter`: {msg}"));
         }
     }
     async fn write(
@@ -532,26 +536,31 @@ impl StagedOutput for FileStaged {
     }
 }
 
-/// Normalises a Parquet compression name; `None` when it is not one.
-pub fn parquet_compression(name: &str) -> Option<String> {
-    let lower = name.trim().to_ascii_lowercase();
-    let (base, level) = match lower.split_once('(') {
-        Some((b, l)) => (b.trim(), Some(l.trim_end_matches(')').trim())),
-        None => (lower.as_str(), None),
+/// Partition columns that the writer cannot put in a folder name itself (dates, timestamps,
+/// decimals) are written as their text, `CAST(col AS VARCHAR)`.
+fn partition_values_as_text(
+    df: DataFrame,
+    partition_by: &[String],
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    let as_text = |f: &Field| {
+        partition_by.contains(f.name()) && partition_value(f.data_type()) == PartitionValue::AsText
     };
-    let base = match base {
-        "none" | "uncompressed" => "uncompressed",
-        "zstd" | "snappy" | "gzip" | "lz4" | "lz4_raw" | "brotli" => base,
-        _ => return None,
-    };
-    match (base, level) {
-        ("zstd", None) => Some("zstd(3)".into()),
-        ("gzip", None) => Some("gzip(6)".into()),
-        ("brotli", None) => Some("brotli(4)".into()),
-        (b, Some(l)) if l.parse::<u32>().is_ok() => Some(format!("{b}({l})")),
-        (b, None) => Some(b.to_string()),
-        _ => None,
+    if !df.schema().fields().iter().any(|f| as_text(f)) {
+        return Ok(df);
     }
+    let exprs: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(qualifier, f)| {
+            let column = Expr::Column(Column::from((qualifier, f)));
+            if as_text(f) {
+                cast(column, DataType::Utf8).alias(f.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    df.select(exprs)
 }
 
 /// Writes a sink's rows to its staging place. Returns what to commit.
@@ -588,12 +597,7 @@ async fn write<O: FileSinkOptions>(
     } else {
         format!("{staging}/")
     };
-    let df = super::columns::partition_values_as_text(df, &sink.partition_by).map_err(|reason| {
-        SinkError::Options {
-            name: sink.name.clone(),
-            reason,
-        }
-    })?;
+    let df = partition_values_as_text(df, &sink.partition_by).map_err(werr(sink))?;
     let result = spec.options.write(sink, df, &target).await?;
     let rows = result
         .first()
@@ -613,18 +617,4 @@ async fn write<O: FileSinkOptions>(
     };
     staged.measure(ctx).await;
     Ok(staged)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compression_names() {
-        assert_eq!(parquet_compression("zstd").as_deref(), Some("zstd(3)"));
-        assert_eq!(parquet_compression("ZSTD(9)").as_deref(), Some("zstd(9)"));
-        assert_eq!(parquet_compression("none").as_deref(), Some("uncompressed"));
-        assert_eq!(parquet_compression("snappy").as_deref(), Some("snappy"));
-        assert_eq!(parquet_compression("zip"), None);
-    }
 }

@@ -105,6 +105,15 @@ pub enum SinkError {
         /// The run that got there first.
         other: String,
     },
+    /// A source's `after_commit` moves failed (every sink committed; the next run finishes
+    /// the moves).
+    #[error("source `{name}`: after_commit: {reason}")]
+    AfterCommit {
+        /// The source.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// Watermarks could not be saved.
     #[error("cannot save the watermarks: {0}")]
     State(String),
@@ -233,8 +242,35 @@ pub async fn exists_non_empty(ctx: &SessionContext, location: &str) -> bool {
     if is_url(location) {
         objstore::exists_non_empty(ctx, location).await
     } else {
-        !manifest::local_files(Path::new(location)).is_empty() || Path::new(location).is_file()
+        any_local_file(Path::new(location))
     }
+}
+
+/// True when there is a file at or below `root` (besides the manifest). Stops at the first file, and gives up
+/// (answering yes) after [`crate::source::MAX_LISTED_ENTRIES`] entries, so asking about a
+/// folder like `/` costs a moment, not a walk of the whole disk.
+fn any_local_file(root: &Path) -> bool {
+    if root.is_file() {
+        return true;
+    }
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            seen += 1;
+            if seen > crate::source::MAX_LISTED_ENTRIES {
+                return true;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                // etl's own manifest alone does not make a folder non-empty.
+                Ok(_) if dir == root && e.file_name() == manifest::MANIFEST => {}
+                Ok(_) => return true,
+                Err(_) => {}
+            }
+        }
+    }
+    false
 }
 
 /// Removes whatever is at a staging place (after a failure elsewhere in the run).

@@ -31,7 +31,7 @@ use crate::connector::{
     BuildCx, Built, CheckCx, SourceConnector, SourceEntry, config_schema, parse_config,
 };
 use crate::db::pg::PgTarget;
-use crate::db::pg::read::{Described, Relation, copy_out, describe};
+use crate::db::pg::read::{Described, Relation, Snapshot, copy_out, describe, export_snapshot};
 use crate::db::pg::types::PgType;
 use crate::db::sql::{Dialect, Pushdown, quote_ident, split_table};
 use crate::spec::source::IncrementalSpec;
@@ -161,7 +161,7 @@ impl TableProvider for PgTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -181,39 +181,90 @@ impl TableProvider for PgTable {
             .map(|f| quote_ident(f.name()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut sql = format!("SELECT {cols} FROM {}", self.relation.from_sql());
+        let base = format!("SELECT {cols} FROM {}", self.relation.from_sql());
         let p = self.pushdown();
         let conditions: Vec<String> = filters.iter().filter_map(|f| p.classify(f).1).collect();
-        if !conditions.is_empty() {
-            sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
-        }
-        if let Some(n) = limit {
-            sql.push_str(&format!(" LIMIT {n}"));
-        }
+        let with = |extra: Option<String>| {
+            let all: Vec<String> = extra
+                .into_iter()
+                .chain(conditions.iter().cloned())
+                .collect();
+            let mut sql = base.clone();
+            if !all.is_empty() {
+                sql.push_str(&format!(" WHERE {}", all.join(" AND ")));
+            }
+            if let Some(n) = limit {
+                sql.push_str(&format!(" LIMIT {n}"));
+            }
+            sql
+        };
+        // A big table without a limit is read in parallel: one range of pages (by `ctid`)
+        // per partition, all under one exported snapshot, so together they read exactly the
+        // table as it was at one moment.
+        let parts = match (self.described.pages, limit) {
+            (Some(pages), None) => {
+                let wanted = state.config().target_partitions().max(1) as u64;
+                (pages / PAGES_PER_PARTITION).clamp(1, wanted)
+            }
+            _ => 1,
+        };
+        let sqls: Vec<String> = if parts <= 1 {
+            vec![with(None)]
+        } else {
+            let pages = self.described.pages.unwrap_or(0);
+            let step = pages.div_ceil(parts);
+            (0..parts)
+                .map(|i| {
+                    let (lo, hi) = (i * step, (i + 1) * step);
+                    // The last range is open: the table may have grown since it was sized.
+                    let range = if i + 1 == parts {
+                        format!("ctid >= '({lo},0)'::tid")
+                    } else {
+                        format!("ctid >= '({lo},0)'::tid AND ctid < '({hi},0)'::tid")
+                    };
+                    with(Some(range))
+                })
+                .collect()
+        };
         Ok(Arc::new(PgScanExec::new(
             self.target.clone(),
             schema,
             types,
-            sql,
+            sqls,
         )))
     }
 }
 
-/// Streams one SQL query's rows from PostgreSQL.
-#[derive(Debug)]
+/// Pages per parallel partition of a table scan (8 MB of 8 kB pages).
+const PAGES_PER_PARTITION: u64 = 1000;
+
+/// Streams SQL queries' rows from PostgreSQL: one query per partition.
 struct PgScanExec {
     target: PgTarget,
     schema: SchemaRef,
     types: Vec<PgType>,
-    sql: String,
+    sql: Vec<String>,
+    /// The snapshot several partitions share, exported by the first one to start.
+    snapshot: Arc<tokio::sync::OnceCell<Option<Arc<Snapshot>>>>,
     props: Arc<PlanProperties>,
 }
 
+impl fmt::Debug for PgScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PgScanExec({:?}, {} queries)",
+            self.target,
+            self.sql.len()
+        )
+    }
+}
+
 impl PgScanExec {
-    fn new(target: PgTarget, schema: SchemaRef, types: Vec<PgType>, sql: String) -> Self {
+    fn new(target: PgTarget, schema: SchemaRef, types: Vec<PgType>, sql: Vec<String>) -> Self {
         let props = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(sql.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -222,6 +273,7 @@ impl PgScanExec {
             schema,
             types,
             sql,
+            snapshot: Arc::new(tokio::sync::OnceCell::new()),
             props: Arc::new(props),
         }
     }
@@ -231,10 +283,18 @@ impl DisplayAs for PgScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let conn = &self.target.conn.name;
         match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(f, "PostgresScan: connection={conn}, sql={}", self.sql)
-            }
-            DisplayFormatType::TreeRender => write!(f, "connection={conn}\nsql={}", self.sql),
+            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
+                f,
+                "PostgresScan: connection={conn}, partitions={}, sql={}",
+                self.sql.len(),
+                self.sql[0]
+            ),
+            DisplayFormatType::TreeRender => write!(
+                f,
+                "connection={conn}\npartitions={}\nsql={}",
+                self.sql.len(),
+                self.sql[0]
+            ),
         }
     }
 }
@@ -271,21 +331,35 @@ impl ExecutionPlan for PgScanExec {
         partition: usize,
         ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "no partition {partition}"
-            )));
-        }
+        let sql = self
+            .sql
+            .get(partition)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal(format!("no partition {partition}")))?;
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let (target, sql, schema, types) = (
-            self.target.clone(),
-            self.sql.clone(),
-            self.schema.clone(),
-            self.types.clone(),
-        );
+        let (target, schema, types) =
+            (self.target.clone(), self.schema.clone(), self.types.clone());
+        let (shared, parallel) = (self.snapshot.clone(), self.sql.len() > 1);
         let batch_size = ctx.session_config().batch_size();
         let task = tokio::spawn(async move {
-            if let Err(e) = copy_out(&target, &sql, schema, &types, batch_size, &tx).await {
+            let snapshot = if parallel {
+                match shared
+                    .get_or_try_init(|| async {
+                        export_snapshot(&target).await.map(|s| Some(Arc::new(s)))
+                    })
+                    .await
+                {
+                    Ok(s) => s.clone(),
+                    Err(e) => {
+                        let _ = tx.send(Err(DataFusionError::External(Box::new(e)))).await;
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let id = snapshot.as_ref().map(|s| s.id.as_str());
+            if let Err(e) = copy_out(&target, &sql, id, schema, &types, batch_size, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });

@@ -4,6 +4,8 @@
 //! field's `///` doc becomes its description in `etl schema`. Nothing here is interpreted:
 //! paths are not resolved and SQL is not parsed; that is the validator's job.
 
+pub mod check;
+pub mod range;
 pub mod sink;
 pub mod source;
 pub mod test;
@@ -12,6 +14,9 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use check::{
+    AcceptedValuesSpec, CheckSeverity, CheckSpec, Columns, RelativeTo, RowCountSpec, TableChecks,
+};
 pub use sink::SinkSpec;
 pub use source::SourceSpec;
 
@@ -38,9 +43,10 @@ pub struct PipelineSpec {
     /// SQL transforms; each becomes a view named after its key.
     #[serde(default)]
     pub transforms: IndexMap<String, TransformSpec>,
-    /// Data-quality checks, keyed by the source or transform they look at.
+    /// Data-quality checks, keyed by the source or transform they look at: a list of
+    /// checks, or dbt's per-column style (`columns: { id: { tests: [unique, not_null] } }`).
     #[serde(default)]
-    pub checks: IndexMap<String, Vec<CheckSpec>>,
+    pub checks: IndexMap<String, TableChecks>,
     /// Where results go.
     #[serde(default)]
     pub sinks: IndexMap<String, SinkSpec>,
@@ -91,87 +97,6 @@ pub struct TransformSpec {
     /// What the transform computes.
     #[serde(default)]
     pub description: Option<String>,
-}
-
-/// How serious a failed check is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckSeverity {
-    /// The run fails and no sink is written.
-    #[default]
-    Error,
-    /// Reported in the summary; the run goes on.
-    Warn,
-}
-
-/// One or several column names.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Columns {
-    /// A single column.
-    One(String),
-    /// Several columns.
-    Many(Vec<String>),
-}
-
-impl Columns {
-    /// The names as a list.
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            Columns::One(c) => vec![c.clone()],
-            Columns::Many(c) => c.clone(),
-        }
-    }
-}
-
-/// `accepted_values` arguments.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptedValuesSpec {
-    /// The column to look at.
-    pub column: String,
-    /// The allowed values; NULL is always allowed (pair with `not_null` to forbid it).
-    pub values: Vec<serde_json::Value>,
-}
-
-/// `row_count` arguments.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RowCountSpec {
-    /// The least number of rows allowed.
-    #[serde(default)]
-    pub min: Option<u64>,
-    /// The greatest number of rows allowed.
-    #[serde(default)]
-    pub max: Option<u64>,
-}
-
-/// One data-quality check. Exactly one of the check keys is given.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSpec {
-    /// These columns are never NULL.
-    #[serde(default)]
-    pub not_null: Option<Columns>,
-    /// No two rows share these columns' values.
-    #[serde(default)]
-    pub unique: Option<Columns>,
-    /// A column only holds the listed values.
-    #[serde(default)]
-    pub accepted_values: Option<AcceptedValuesSpec>,
-    /// The number of rows is within bounds.
-    #[serde(default)]
-    pub row_count: Option<RowCountSpec>,
-    /// An SQL boolean expression that must hold on every row (rows where it is NULL pass,
-    /// as in dbt's `expression_is_true`).
-    #[serde(default)]
-    pub expect: Option<String>,
-    /// `error` (default) fails the run before any sink is written; `warn` only reports.
-    #[serde(default)]
-    pub severity: CheckSeverity,
-    /// A name for the check in reports; generated when absent.
-    #[serde(default)]
-    pub name: Option<String>,
 }
 
 /// A pipeline test.
@@ -260,15 +185,24 @@ pub struct StateSpec {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSpec {
-    /// Memory limit for query execution (`2GiB`, `512MB`); past it, sorts, joins and
-    /// aggregations spill to disk. `--memory-limit` overrides it.
+    /// Memory limit for query execution (`2GiB`, `512MB`), from 1 MiB to 1 PiB; past it,
+    /// sorts, joins and aggregations spill to disk. `--memory-limit` overrides it.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// Number of partitions DataFusion plans for; defaults to the number of cores.
-    #[serde(default)]
+    /// Number of partitions DataFusion plans for, 1 to 1024; defaults to the number of
+    /// cores. `--threads` overrides it.
+    #[serde(
+        default,
+        deserialize_with = "range::bounded::<_, 1, { crate::engine::MAX_PARTITIONS }>"
+    )]
+    #[schemars(range(min = 1, max = crate::engine::MAX_PARTITIONS))]
     pub target_partitions: Option<usize>,
-    /// Batch size in rows (default 8192).
-    #[serde(default)]
+    /// Rows per batch, 1 to 1048576 (default 8192).
+    #[serde(
+        default,
+        deserialize_with = "range::bounded::<_, 1, { crate::engine::MAX_BATCH_SIZE }>"
+    )]
+    #[schemars(range(min = 1, max = crate::engine::MAX_BATCH_SIZE))]
     pub batch_size: Option<usize>,
 }
 

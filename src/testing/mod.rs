@@ -148,7 +148,8 @@ pub async fn run_case(file: &Path, base: &LoadOptions, case: &TestCase) -> Outco
             return Outcome::Invalid(lines);
         }
     };
-    match run_loaded(&p, case).await {
+    let ds = opts.ds.format("%Y-%m-%d").to_string();
+    match run_loaded(&p, case, &ds).await {
         Ok(failures) if failures.is_empty() => Outcome::Passed,
         Ok(failures) => Outcome::Failed(failures),
         Err(invalid) => Outcome::Invalid(invalid),
@@ -162,7 +163,7 @@ fn load_quiet(file: &Path, opts: &LoadOptions) -> Result<Pipeline, Diagnostics> 
 }
 
 /// Plans what the test needs on its fixtures and compares. `Err` when the test cannot run.
-async fn run_loaded(p: &Pipeline, case: &TestCase) -> Result<Vec<String>, Vec<String>> {
+async fn run_loaded(p: &Pipeline, case: &TestCase, ds: &str) -> Result<Vec<String>, Vec<String>> {
     let t = &case.spec;
     let name = &case.name;
     if t.expect.is_empty() {
@@ -183,7 +184,8 @@ async fn run_loaded(p: &Pipeline, case: &TestCase) -> Result<Vec<String>, Vec<St
         }
         targets.push(target.clone());
     }
-    targets.extend(checks.iter().map(|(c, _)| c.target.clone()));
+    // A check may read other tables than its target (`relationships`, subqueries).
+    targets.extend(checks.iter().flat_map(|(c, _)| c.relations()));
     let needed = needed_by(p, &targets);
     let fixture = fixture::apply(p, name, &t.given, &needed, &mut problems);
     if !problems.is_empty() {
@@ -213,7 +215,7 @@ async fn run_loaded(p: &Pipeline, case: &TestCase) -> Result<Vec<String>, Vec<St
         }
     }
     for (check, must_fail) in &checks {
-        if let Some(msg) = check_outcome(&planned.ctx, check, *must_fail).await {
+        if let Some(msg) = check_outcome(&planned.ctx, p, ds, check, *must_fail).await {
             failures.push(msg);
         }
     }
@@ -259,11 +261,22 @@ fn expected_checks(p: &Pipeline, t: &TestSpec) -> Result<Vec<(Check, bool)>, Vec
 /// Runs one check on the fixtures; a message when its outcome is not the expected one.
 async fn check_outcome(
     ctx: &datafusion::prelude::SessionContext,
+    p: &Pipeline,
+    ds: &str,
     check: &Check,
     must_fail: bool,
 ) -> Option<String> {
     let label = format!("check `{}` on `{}`", check.name, check.target);
-    match crate::check::run_check(ctx, check).await {
+    let compiled = match crate::check::compile(ctx, p, check).await {
+        Ok(c) => c,
+        Err(d) => return Some(format!("{label} does not plan: {}", with_help(d))),
+    };
+    let cx = crate::check::RunCx {
+        ds,
+        run_id: &p.run_id,
+        failures_dir: None,
+    };
+    match compiled.run(&cx).await {
         Err(e) => Some(format!(
             "{label} could not run: {}",
             crate::plan::clean_message(&e.to_string())

@@ -1,10 +1,10 @@
-//! Sources, checks and sinks: the per-entry static checks.
+//! Sources and sinks: the per-entry static checks.
 
 use super::{is_url, resolve_local};
 use crate::diagnostic::Diagnostics;
 use crate::load::Loaded;
 use crate::model::{Check, CheckKind, Sink, Source};
-use crate::spec::{CheckSpec, SinkSpec, SourceSpec};
+use crate::spec::{SinkSpec, SourceSpec};
 use crate::types::{TYPE_NAMES, schema_from_spec};
 
 pub(super) fn source(
@@ -12,8 +12,9 @@ pub(super) fn source(
     name: &str,
     spec: &SourceSpec,
     diags: &mut Diagnostics,
-) -> Option<Source> {
+) -> Option<(Source, Vec<Check>)> {
     let yaml_path = format!("sources.{name}");
+    let mut checks = Vec::new();
     let schema = match spec.schema().map(schema_from_spec) {
         Some(Ok(schema)) => Some(schema),
         Some(Err((col, ty))) => {
@@ -24,8 +25,29 @@ pub(super) fn source(
             diags.push(d.with_help(format!("types are: {TYPE_NAMES}")));
             return None;
         }
-        None => None,
+        None => match spec.schema_file() {
+            Some(file) => {
+                let key = format!("{yaml_path}.schema_file");
+                let path = resolve_local(&loaded.base_dir, file);
+                match crate::source::file::jsonschema::load(&path) {
+                    Ok(js) => {
+                        checks = enum_checks(name, &key, js.enums);
+                        Some(js.schema)
+                    }
+                    Err(e) => {
+                        diags.push(loaded.error_at(&key, e.to_string()));
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        },
     };
+    if let Some(schema) = &schema
+        && !nested_fits(loaded, &yaml_path, spec, schema, diags)
+    {
+        return None;
+    }
     let before = diags.error_count();
     spec.check(&mut crate::connector::CheckCx {
         loaded,
@@ -44,97 +66,74 @@ pub(super) fn source(
         ],
         None => Vec::new(),
     };
-    Some(Source {
-        name: name.to_string(),
-        spec: spec.clone(),
-        schema,
-        locations,
-        on_bad_row: spec.on_bad_row(),
-        yaml_path,
-    })
+    Some((
+        Source {
+            name: name.to_string(),
+            spec: spec.clone(),
+            schema,
+            locations,
+            on_bad_row: spec.on_bad_row(),
+            yaml_path,
+        },
+        checks,
+    ))
 }
 
-pub(super) fn checks(loaded: &Loaded, relations: &[&str], diags: &mut Diagnostics) -> Vec<Check> {
-    let mut out = Vec::new();
-    for (target, list) in &loaded.spec.checks {
-        if !relations.contains(&target.as_str()) {
-            let d = loaded.error_at_key(
-                &format!("checks.{target}"),
-                format!("checks on `{target}`, which is neither a source nor a transform"),
-            );
-            diags.push(d.suggest(target, relations.iter().copied()));
-            continue;
-        }
-        for (i, c) in list.iter().enumerate() {
-            let yaml_path = format!("checks.{target}[{i}]");
-            match check_kind(c) {
-                Ok((kind, default_name)) => out.push(Check {
-                    target: target.clone(),
-                    name: c.name.clone().unwrap_or(default_name),
-                    kind,
-                    severity: c.severity,
-                    yaml_path,
-                }),
-                Err(msg) => diags.push(loaded.error_at(&yaml_path, msg)),
-            }
-        }
-    }
-    out
+/// A JSON Schema `enum` on a column: an accepted-values check on the source.
+fn enum_checks(
+    source: &str,
+    yaml_path: &str,
+    enums: Vec<(String, Vec<serde_json::Value>)>,
+) -> Vec<Check> {
+    enums
+        .into_iter()
+        .map(|(column, values)| Check {
+            target: source.to_string(),
+            name: format!("accepted_values({column})"),
+            // Given when the checks are gathered (unique in the pipeline).
+            file_name: String::new(),
+            kind: CheckKind::AcceptedValues { column, values },
+            severity: crate::spec::CheckSeverity::Error,
+            filter: None,
+            store_failures: false,
+            reads: Vec::new(),
+            yaml_path: yaml_path.to_string(),
+        })
+        .collect()
 }
 
-fn check_kind(c: &CheckSpec) -> Result<(CheckKind, String), String> {
-    let mut kinds = Vec::new();
-    if let Some(cols) = &c.not_null {
-        let cols = cols.to_vec();
-        kinds.push((
-            CheckKind::NotNull(cols.clone()),
-            format!("not_null({})", cols.join(", ")),
-        ));
+/// Nested types (struct, array, map) only where the format can produce them: not in CSV,
+/// whose fields are text.
+fn nested_fits(
+    loaded: &Loaded,
+    yaml_path: &str,
+    spec: &SourceSpec,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    diags: &mut Diagnostics,
+) -> bool {
+    if spec.kind() != "csv" {
+        return true;
     }
-    if let Some(cols) = &c.unique {
-        let cols = cols.to_vec();
-        kinds.push((
-            CheckKind::Unique(cols.clone()),
-            format!("unique({})", cols.join(", ")),
-        ));
-    }
-    if let Some(a) = &c.accepted_values {
-        kinds.push((
-            CheckKind::AcceptedValues {
-                column: a.column.clone(),
-                values: a.values.clone(),
-            },
-            format!("accepted_values({})", a.column),
-        ));
-    }
-    if let Some(r) = &c.row_count {
-        if r.min.is_none() && r.max.is_none() {
-            return Err("`row_count` needs `min`, `max` or both".into());
-        }
-        let name = format!(
-            "row_count({}..{})",
-            r.min.map(|m| m.to_string()).unwrap_or_default(),
-            r.max.map(|m| m.to_string()).unwrap_or_default()
+    let mut fits = true;
+    for f in schema.fields().iter().filter(|f| f.data_type().is_nested()) {
+        let key = match spec.schema_file() {
+            Some(_) => format!("{yaml_path}.schema_file"),
+            None => format!("{yaml_path}.schema.{}", f.name()),
+        };
+        let d = loaded.error_at(
+            &key,
+            format!(
+                "column `{}`: a csv source cannot hold `{}`: CSV fields are text",
+                f.name(),
+                crate::types::sql_name(f.data_type())
+            ),
         );
-        kinds.push((
-            CheckKind::RowCount {
-                min: r.min,
-                max: r.max,
-            },
-            name,
+        diags.push(d.with_help(
+            "read the column as `string` and take it apart in SQL, or read the data as json or parquet",
         ));
+        fits = false;
     }
-    if let Some(e) = &c.expect {
-        kinds.push((
-            CheckKind::Expect(e.clone()),
-            format!("expect({})", e.trim()),
-        ));
-    }
-    match kinds.len() {
-        1 => Ok(kinds.remove(0)),
-        0 => Err("a check needs one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`".into()),
-        _ => Err("a check holds exactly one of `not_null`, `unique`, `accepted_values`, `row_count`, `expect`; write several list items".into()),
-    }
+    fits
 }
 
 pub(super) fn sink(

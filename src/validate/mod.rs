@@ -4,7 +4,12 @@
 //! `from:`, check targets, connections), cycles, paths, schema types and sink settings. SQL is
 //! parsed here to find dependencies; planning it against real schemas is `plan`'s job.
 
+mod checks;
 mod components;
+mod dbt;
+mod depth;
+pub mod options;
+mod partition;
 mod paths;
 mod sql;
 
@@ -18,6 +23,7 @@ use crate::load::Loaded;
 use crate::model::{Pipeline, Sink, Source};
 use crate::yaml::{self, Kind};
 
+pub use partition::partition_problems;
 pub use paths::canonical;
 pub use sql::{parse_sql, sql_error_pos, table_refs};
 
@@ -26,11 +32,15 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
     let mut diags = Diagnostics::default();
     let spec = &loaded.spec;
     check_unique_names(loaded, &mut diags);
+    options::engine(loaded, &mut diags);
+    let mut schema_checks = Vec::new();
     let sources: IndexMap<String, Source> = spec
         .sources
         .iter()
         .filter_map(|(name, s)| {
-            components::source(loaded, name, s, &mut diags).map(|s| (name.clone(), s))
+            let (source, checks) = components::source(loaded, name, s, &mut diags)?;
+            schema_checks.extend(checks);
+            Some((name.clone(), source))
         })
         .collect();
     let declared: Vec<String> = loaded
@@ -46,7 +56,9 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         }
     }
     let transforms = sql::order_transforms(loaded, transforms, &mut diags);
-    let checks = components::checks(loaded, &relations, &mut diags);
+    let mut checks = checks::checks(loaded, &relations, &mut diags);
+    // A JSON Schema `enum` (in a source's `schema_file`) is an accepted-values check.
+    checks::add_derived(&mut checks, schema_checks);
     let sinks: IndexMap<String, Sink> = spec
         .sinks
         .iter()
@@ -104,6 +116,7 @@ pub fn validate(loaded: &Loaded) -> Result<Pipeline, Diagnostics> {
         tests: spec.tests.clone(),
         engine: spec.engine.clone().unwrap_or_default(),
         places: places(&loaded.root),
+        bad_rows: Default::default(),
     })
 }
 

@@ -11,7 +11,7 @@ use super::resolve_local;
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::load::Loaded;
 use crate::model::{SqlOrigin, Transform};
-use crate::yaml::{self, Kind, Style};
+use crate::yaml::Style;
 
 /// Parses one SQL statement; on failure, a diagnostic placed in the file.
 pub fn parse_sql(sql: &str, origin: &SqlOrigin) -> Result<Statement, Diagnostic> {
@@ -35,6 +35,15 @@ pub fn parse_sql(sql: &str, origin: &SqlOrigin) -> Result<Statement, Diagnostic>
         .parse_statements()
         .map_err(|e| placed(e.to_string()))?;
     match (statements.pop_front(), statements.is_empty()) {
+        (Some(Statement::Statement(s)), true) if super::depth::too_deep(s.as_ref()) => {
+            // Dropping a tree this deep recurses once per level; leave it to the OS.
+            std::mem::forget(s);
+            Err(Diagnostic::error(super::depth::too_deep_message())
+                .in_file(&origin.file)
+                .at(Some(origin.map(1, 1)))
+                .at_path(origin.yaml_path.clone().unwrap_or_default())
+                .with_help("use `IN (...)` lists, or split the query into several transforms"))
+        }
         (Some(s), true) => Ok(s),
         (None, _) => Err(Diagnostic::error("the SQL is empty")
             .in_file(&origin.file)
@@ -104,15 +113,12 @@ pub fn table_refs(stmt: &Statement) -> Vec<(String, Option<(usize, usize)>)> {
 }
 
 /// Where an SQL value sits in the pipeline file.
-fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
-    let node = yaml::lookup(&loaded.root, path);
-    let (line, col, indent) = match node {
-        Some(n) => match &n.kind {
-            Kind::Scalar(_, Style::Literal | Style::Folded) => {
-                (n.text_pos.line, n.text_pos.col, n.indent)
-            }
-            _ => (n.text_pos.line, n.text_pos.col, 0),
-        },
+pub(super) fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
+    let (line, col, indent) = match loaded.index.get(path) {
+        Some(p) if matches!(p.style, Some(Style::Literal | Style::Folded)) => {
+            (p.text_pos.line, p.text_pos.col, p.indent)
+        }
+        Some(p) => (p.text_pos.line, p.text_pos.col, 0),
         None => (1, 1, 0),
     };
     SqlOrigin {
@@ -160,7 +166,7 @@ pub(super) fn transform(
         let help = did_you_mean(&table, relations.iter().copied()).unwrap_or_else(|| {
             format!(
                 "SQL can read the pipeline's sources and transforms: {}",
-                relations.join(", ")
+                crate::diagnostic::name_list(relations.iter().copied())
             )
         });
         diags.push(
@@ -192,7 +198,7 @@ fn transform_sql(
         )),
         (None, Some(file)) => {
             let path = resolve_local(&loaded.base_dir, file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = crate::load::read_text(&path).map_err(|e| {
                 loaded.error_at(
                     &format!("{yaml_path}.sql_file"),
                     format!("cannot read SQL file {}: {e}", path.display()),

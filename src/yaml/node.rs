@@ -3,10 +3,22 @@
 //! The tree is built from the parser's events, so every scalar, sequence and mapping keeps
 //! its line and column. Aliases are resolved to copies of their anchored node, and merge keys
 //! (`<<: *defaults`) are applied, so later stages never see YAML indirection.
+//!
+//! Building is bounded, so no file can exhaust the stack or the memory: collections nest at
+//! most [`MAX_DEPTH`] levels, and aliases copy at most [`MAX_ALIAS_NODES`] nodes in all (an
+//! "alias bomb" of nested anchors stops there instead of expanding to billions of nodes).
+
+use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::Pos;
+
+/// The deepest nesting of lists and mappings a file may have (the top mapping is level 1).
+pub const MAX_DEPTH: usize = 64;
+
+/// The most nodes that aliases (`*name`) may copy into one document, in all.
+pub const MAX_ALIAS_NODES: usize = 100_000;
 
 /// How a scalar was written, which decides how it is typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,16 +154,26 @@ fn pos_of(span: &Span) -> Pos {
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
-        anchors: Vec::new(),
+        anchors: HashMap::new(),
         lines: text.lines().collect(),
+        depth: 0,
+        nodes: 0,
+        alias_nodes: 0,
     };
     builder.document()
 }
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: Vec<(usize, Node)>,
+    /// Anchored nodes by anchor id, with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     lines: Vec<&'a str>,
+    /// How many collections enclose the node being built.
+    depth: usize,
+    /// Nodes built so far, alias copies included.
+    nodes: usize,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -205,24 +227,15 @@ impl<'a> Builder<'a> {
 
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
         let pos = pos_of(&span);
+        let first = self.nodes;
+        self.nodes += 1;
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 (self.scalar(text.into_owned(), style, &span), anchor)
             }
-            Event::Alias(id) => {
-                let node = self
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone())
-                    .ok_or_else(|| SyntaxError {
-                        message: "alias to an unknown anchor".into(),
-                        pos,
-                    })?;
-                return Ok(node);
-            }
+            Event::Alias(id) => return self.alias(id, pos),
             Event::SequenceStart(anchor, _) => {
+                self.enter(pos)?;
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
@@ -231,9 +244,15 @@ impl<'a> Builder<'a> {
                     }
                     items.push(self.node(ev, span)?);
                 }
+                self.depth -= 1;
                 (self.with_pos(Kind::Seq(items), pos), anchor)
             }
-            Event::MappingStart(anchor, _) => (self.mapping(pos)?, anchor),
+            Event::MappingStart(anchor, _) => {
+                self.enter(pos)?;
+                let map = self.mapping(pos)?;
+                self.depth -= 1;
+                (map, anchor)
+            }
             other => {
                 return Err(SyntaxError {
                     message: format!("unexpected YAML event {other:?}"),
@@ -242,13 +261,49 @@ impl<'a> Builder<'a> {
             }
         };
         if anchor > 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors
+                .insert(anchor, (node.clone(), self.nodes - first));
         }
         Ok(node)
     }
 
+    /// Opens a collection, refusing to nest deeper than [`MAX_DEPTH`].
+    fn enter(&mut self, pos: Pos) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SyntaxError {
+                message: format!(
+                    "lists and mappings are nested more than {MAX_DEPTH} levels deep here"
+                ),
+                pos,
+            });
+        }
+        Ok(())
+    }
+
+    /// A copy of an anchored node, within the alias budget.
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<Node, SyntaxError> {
+        let (node, size) = self.anchors.get(&id).ok_or_else(|| SyntaxError {
+            message: "alias to an unknown anchor".into(),
+            pos,
+        })?;
+        self.alias_nodes += size;
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(SyntaxError {
+                message: format!(
+                    "aliases expand to more than {MAX_ALIAS_NODES} nodes in all (nested anchors that repeat each other?)"
+                ),
+                pos,
+            });
+        }
+        self.nodes += size;
+        Ok(node.clone())
+    }
+
     fn mapping(&mut self, pos: Pos) -> Result<Node, SyntaxError> {
         let mut entries: Vec<(Node, Node)> = Vec::new();
+        // Key text → line of its first definition, for the duplicate check.
+        let mut seen: HashMap<String, usize> = HashMap::new();
         let mut merged: Vec<(Node, Node)> = Vec::new();
         loop {
             let (ev, span) = self.next()?;
@@ -258,24 +313,30 @@ impl<'a> Builder<'a> {
             let key = self.node(ev, span)?;
             let (ev, span) = self.next()?;
             let value = self.node(ev, span)?;
-            if key.as_str() == Some("<<") && matches!(key.kind, Kind::Scalar(_, Style::Plain)) {
+            let Some(text) = key.as_str() else {
+                return Err(SyntaxError {
+                    message: format!("a mapping key is a plain value, found {}", key.type_name()),
+                    pos: key.pos,
+                });
+            };
+            if text == "<<" && matches!(key.kind, Kind::Scalar(_, Style::Plain)) {
                 merge_into(&mut merged, &value, key.pos)?;
                 continue;
             }
-            if let Some(first) = entries.iter().find(|(k, _)| k.kind == key.kind) {
+            if let Some(line) = seen.get(text) {
                 return Err(SyntaxError {
-                    message: format!(
-                        "duplicate key `{}` (first defined at line {})",
-                        key.as_str().unwrap_or("?"),
-                        first.0.pos.line
-                    ),
+                    message: format!("duplicate key `{text}` (first defined at line {line})"),
                     pos: key.pos,
                 });
             }
+            seen.insert(text.to_string(), key.pos.line);
             entries.push((key, value));
         }
         for (k, v) in merged {
-            if !entries.iter().any(|(ek, _)| ek.kind == k.kind) {
+            if let Some(text) = k.as_str()
+                && !seen.contains_key(text)
+            {
+                seen.insert(text.to_string(), k.pos.line);
                 entries.push((k, v));
             }
         }
@@ -344,22 +405,33 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Collects the entries a `<<` merge brings in (a mapping, or a list of mappings); the
+/// first definition of a key wins, and the mapping's own keys win over all (the caller's job).
 fn merge_into(merged: &mut Vec<(Node, Node)>, value: &Node, pos: Pos) -> Result<(), SyntaxError> {
-    match &value.kind {
-        Kind::Map(entries) => {
-            for (k, v) in entries {
-                if !merged.iter().any(|(mk, _)| mk.kind == k.kind) {
-                    merged.push((k.clone(), v.clone()));
-                }
+    let maps: Vec<&Node> = match &value.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![value],
+    };
+    let mut seen: std::collections::HashSet<String> = merged
+        .iter()
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .collect();
+    for map in maps {
+        let Kind::Map(entries) = &map.kind else {
+            return Err(SyntaxError {
+                message: "`<<` merges a mapping or a list of mappings".into(),
+                pos,
+            });
+        };
+        for (k, v) in entries {
+            if let Some(text) = k.as_str()
+                && seen.insert(text.to_string())
+            {
+                merged.push((k.clone(), v.clone()));
             }
-            Ok(())
         }
-        Kind::Seq(items) => items.iter().try_for_each(|i| merge_into(merged, i, pos)),
-        Kind::Scalar(..) => Err(SyntaxError {
-            message: "`<<` merges a mapping or a list of mappings".into(),
-            pos,
-        }),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -386,6 +458,63 @@ mod tests {
         assert!(err.message.contains("duplicate key `a`"), "{}", err.message);
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1);
+    }
+
+    #[test]
+    fn nesting_is_limited_with_a_place() {
+        let deep = format!("v:\n  {}x\n", "- ".repeat(8000));
+        let err = parse(&deep).unwrap_err();
+        assert!(
+            err.message.contains("nested more than 64"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.pos.line, 2);
+        let flow = format!("v: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&flow).is_err());
+        let ok = format!(
+            "v: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn alias_expansion_is_limited() {
+        let mut doc = String::from("l0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("l{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&doc).unwrap_err();
+        assert!(
+            err.message.contains("aliases expand to more than"),
+            "{}",
+            err.message
+        );
+        assert!(err.pos.line >= 5, "{:?}", err.pos);
+        // Ordinary reuse stays fine.
+        let root = parse("a: &x {k: 1}\nb: *x\nc: *x\n").unwrap();
+        assert_eq!(root.get("c").unwrap().get("k").unwrap().as_str(), Some("1"));
+    }
+
+    #[test]
+    fn big_mappings_and_key_checks() {
+        let mut doc = String::from("vars:\n");
+        for i in 0..100_000 {
+            doc.push_str(&format!("  key_{i}: value_{i}\n"));
+        }
+        let root = parse(&doc).unwrap();
+        assert_eq!(root.get("vars").unwrap().as_map().unwrap().len(), 100_000);
+        let err = parse("a: 1\n'a': 2\n").unwrap_err();
+        assert!(err.message.contains("duplicate key `a`"), "{}", err.message);
+        let err = parse("? [a]\n: 1\n").unwrap_err();
+        assert!(
+            err.message.contains("a mapping key is a plain value"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -274,3 +274,44 @@ fn validate_output_snapshot() {
     let r = f.run(&["validate", &p]).expect_code(2);
     insta::assert_snapshot!("validate_two_errors", r.stderr);
 }
+
+/// A source that exists but cannot be read leaves what reads it unplanned: `validate` warns
+/// and names what it skipped; `validate --strict` makes it an error.
+#[test]
+fn validate_names_what_an_unreadable_source_leaves_unplanned_and_strict_refuses_it() {
+    let f = Fixture::new();
+    std::fs::write(f.path().join("bad.parquet"), b"\x00\xff\xfe not parquet\n").unwrap();
+    f.file(
+        "p.yaml",
+        r#"
+sources:
+  s: { type: parquet, path: bad.parquet }
+  fine: { type: inline, rows: [{ a: 1 }] }
+transforms:
+  t: { sql: "SELECT * FROM s" }
+  u: { sql: "SELECT * FROM t" }
+sinks:
+  o: { from: u, type: csv, path: out/o.csv }
+  other: { from: fine, type: csv, path: out/other.csv }
+checks:
+  t: [{ not_null: a }]
+"#,
+    );
+    let lenient = f.run(&["validate", "p.yaml"]).expect_code(0);
+    assert!(lenient.stderr.contains("warning"), "{}", lenient.stderr);
+    assert!(
+        lenient
+            .stderr
+            .contains("transforms `t`, `u`; sinks `o`; checks `not_null(a)`"),
+        "{}",
+        lenient.stderr
+    );
+    assert!(!lenient.stderr.contains("`other`"), "{}", lenient.stderr);
+    let strict = f.run(&["validate", "--strict", "p.yaml"]).expect_code(2);
+    assert!(
+        strict.stderr.contains("error: source `s`"),
+        "{}",
+        strict.stderr
+    );
+    assert!(strict.stderr.contains("p.yaml:3:"), "{}", strict.stderr);
+}

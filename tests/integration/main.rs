@@ -3,13 +3,19 @@
 //! One test binary (faster to build); each module covers one area. Helpers: `util` (run the
 //! binary, fixtures, read outputs back) and `servers` (throwaway PostgreSQL and MariaDB).
 
+mod http_server;
 mod servers;
 mod util;
 
+mod after_commit;
+mod badrows;
+mod checks;
 mod cli;
 mod db_harness;
 mod errors;
 mod examples;
+mod fuzz;
+mod http;
 mod incremental;
 mod mysql;
 mod object_store;

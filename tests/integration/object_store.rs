@@ -222,3 +222,52 @@ sinks:
         vec![vec!["3"]]
     );
 }
+
+#[test]
+fn s3_after_commit_moves_exactly_the_objects_read() {
+    let moto = start_moto();
+    let port = moto.port;
+    assert_eq!(http(port, "PUT", "/drops", b"").0, 200, "create bucket");
+    http(port, "PUT", "/drops/raw/a.csv", b"id\n1\n2\n");
+    http(port, "PUT", "/drops/raw/b.csv", b"id\n3\n");
+    // Below a subfolder: not read (a folder reads the objects directly in it), not moved.
+    http(port, "PUT", "/drops/raw/2024/old.csv", b"id\n99\n");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let f = Fixture::new();
+    f.file(
+        "p.yaml",
+        r#"
+sources:
+  drops:
+    type: csv
+    path: "s3://drops/raw/"
+    schema: { id: int }
+    after_commit: { move_to: "archived/{{ ds }}" }
+sinks:
+  all: { from: drops, type: csv, path: all.csv }
+"#,
+    );
+    let r = etl_env(f.path(), &["run", "p.yaml", "--date", "2024-06-01"], &env).expect_code(0);
+    assert!(
+        r.stdout.contains("after commit: moved 2 files"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(read_csv(&f.path().join("all.csv"), &["id"]).len(), 3);
+    let (_, listing) = http(port, "GET", "/drops?list-type=2", b"");
+    assert!(listing.contains("<Key>raw/2024/old.csv"), "{listing}");
+    assert!(!listing.contains("<Key>raw/a.csv"), "{listing}");
+    assert!(!listing.contains("<Key>raw/b.csv"), "{listing}");
+    for key in ["archived/2024-06-01/a.csv", "archived/2024-06-01/b.csv"] {
+        assert!(listing.contains(key), "{key}: {listing}");
+    }
+    // Nothing new: an empty read, nothing moved, the run succeeds.
+    etl_env(f.path(), &["run", "p.yaml", "--date", "2024-06-02"], &env).expect_code(0);
+}

@@ -103,7 +103,7 @@ fn projection_filters_and_limit_reach_the_sql_sent() {
     );
     let r = run_with(&f, &url, &["explain", "p.yaml"]).expect_code(0);
     assert!(
-        r.stdout.contains("PostgresScan: connection=wh, sql=SELECT \"id\", \"amount\" FROM \"public\".\"sales\" WHERE"),
+        r.stdout.contains("PostgresScan: connection=wh, partitions=1, sql=SELECT \"id\", \"amount\" FROM \"public\".\"sales\" WHERE"),
         "{}",
         r.stdout
     );
@@ -358,4 +358,34 @@ fn a_missing_table_a_bad_query_and_an_unmapped_type_are_clear_errors() {
         assert!(r.stderr.contains(expected), "{body}: {}", r.stderr);
         assert!(r.stderr.contains("source `s`"), "{}", r.stderr);
     }
+}
+
+#[test]
+fn a_big_table_is_read_in_parallel_under_one_snapshot() {
+    let url = pg().fresh_db("big");
+    PgServer::exec(
+        &url,
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 250000) g;",
+    );
+    let f = pipeline_with(
+        &url,
+        "sources:\n  big: { type: postgres, connection: wh, table: big }\ntransforms:\n  total:\n    sql: SELECT count(*) AS n, sum(id) AS s, count(DISTINCT id) AS d FROM big\nsinks:\n  out: { from: total, type: csv, path: out/t.csv }\n",
+    );
+    let r = run_with(&f, &url, &["explain", "p.yaml", "--threads", "2"]);
+    let r = if r.code == 2 {
+        run_with(&f, &url, &["explain", "p.yaml"]).expect_code(0)
+    } else {
+        r.expect_code(0)
+    };
+    assert!(r.stdout.contains("partitions=2"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("ctid >= '(0,0)'::tid AND ctid <"),
+        "{}",
+        r.stdout
+    );
+    run_with(&f, &url, &["run", "p.yaml", "--threads", "2"]).expect_code(0);
+    assert_eq!(
+        read_csv(&f.path().join("out/t.csv"), &[]),
+        vec![vec!["250000", "31250125000", "250000"]]
+    );
 }

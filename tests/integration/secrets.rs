@@ -142,21 +142,19 @@ sinks:
 "#,
     );
     let runs = p.all_commands("quarantine.yaml", "sales", ALL_OK);
-    expect_in(&runs[8].stdout, "1 bad rows quarantined");
+    expect_in(&runs[8].stdout, "1 bad row of 3 quarantined");
     assert_eq!(
         read_csv(&p.path("out/total.csv"), &[]),
         vec![vec!["2", "3.75"]]
     );
-    let files = files_with(&p.path(".etl/quarantine/sales"), ".jsonl");
+    let files = files_with(&p.path(".etl/quarantine/sales"), ".parquet");
     assert!(!files.is_empty(), "rows were quarantined");
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for line in text.lines() {
-            let row: serde_json::Value = serde_json::from_str(line).expect(line);
-            assert_eq!(row["line"], 3, "{line}");
-            assert_eq!(row["row"], "2,***", "{line}");
-            expect_in(row["file"].as_str().unwrap(), "/data/***/sales.csv");
-            expect_in(row["reason"].as_str().unwrap(), "`***` is not a valid");
+        let rows = read_parquet(&file, &[], &["line", "raw", "file", "reason"]);
+        for row in rows {
+            assert_eq!(row[..2], ["3", "2,***"], "{row:?}");
+            expect_in(&row[2], "/data/***/sales.csv");
+            expect_in(&row[3], "`***` is not a valid");
         }
     }
     assert!(p.assert_no_trace_in_files() > 0);
@@ -206,8 +204,9 @@ sinks:
     let runs = p.all_commands("http.yaml", "sales", ALL_OK);
     expect_in(&runs[5].stdout, "3 rows shown");
     assert_eq!(read_csv(&p.path("out/http.csv"), &[]).len(), 3);
-    // A URL that is not there: a warning for validate, a failure for everything that reads.
-    let runs = p.all_commands("http_missing.yaml", "sales", [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]);
+    // A URL that is not there: a warning for validate (an error under --strict), a failure
+    // for everything that reads.
+    let runs = p.all_commands("http_missing.yaml", "sales", [0, 2, 0, 1, 1, 1, 0, 0, 1, 1]);
     expect_in(&runs[0].stderr, "no files match http://user:***@127.0.0.1:");
     expect_in(&runs[8].stderr, "/missing/***.csv");
     assert!(!p.path("out/missing.csv").exists());
@@ -293,6 +292,15 @@ sources:
     options: { null_values: ["ENV_PW"] }
 sinks:
   out: { from: notes, type: csv, path: out/options.csv, options: { delimiter: ";" } }
+"#,
+    );
+    p.input(
+        "memory.yaml",
+        r#"
+sources:
+  notes: { type: csv, path: data/plain.csv }
+sinks:
+  out: { from: notes, type: csv, path: out/memory.csv }
 engine:
   memory_limit: "ENV_PW"
 "#,
@@ -333,8 +341,10 @@ sinks:
     let runs = p.all_commands("sink_options.yaml", "notes", INVALID);
     expect_in(
         &runs[0].stderr,
-        "`delimiter` is one ASCII character, found `***`",
+        "`delimiter`: expected one ASCII character, found `***`",
     );
+    let runs = p.all_commands("memory.yaml", "notes", INVALID);
+    expect_in(&runs[0].stderr, "`***` is not a size");
     p.all_commands("options.yaml", "notes", ALL_OK);
     let written = std::fs::read_to_string(p.path("out/options.csv")).unwrap();
     assert_eq!(
@@ -351,8 +361,9 @@ sinks:
         &runs[8].stderr,
         "Cannot cast string '***' to value of Int32",
     );
-    // A missing input is a warning for validate, a failure for everything that reads it.
-    let runs = p.all_commands("missing.yaml", "sales", [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]);
+    // A missing input is a warning for validate (an error under --strict), a failure for
+    // everything that reads it.
+    let runs = p.all_commands("missing.yaml", "sales", [0, 2, 0, 1, 1, 1, 0, 0, 1, 1]);
     expect_in(&runs[0].stderr, "nowhere/***.csv");
     assert!(!p.path("out/cast.csv").exists() && !p.path("out/missing.csv").exists());
     assert!(p.assert_no_trace_in_files() > 0, "run records were written");
@@ -377,4 +388,40 @@ fn sink_path_and_state_dir_holding_the_secret() {
     let records = files_with(&p.path(&format!("state/{PW}/runs")), ".json");
     assert_eq!(records.len(), 2, "one record per run");
     assert!(p.assert_no_trace_in_files() > 0);
+}
+
+/// `env(name, secret=false)` reads a value that is not a secret: it is printed as it is,
+/// while a value read the usual way is still masked in the same run.
+#[test]
+fn a_value_read_with_secret_false_is_printed_as_it_is() {
+    let f = Fixture::new();
+    f.file(
+        "p.yaml",
+        r#"
+name: plain
+sources:
+  s:
+    type: inline
+    rows: [{ id: 1, note: "{{ env('ETL_TEST_HIDDEN') }}" }]
+sinks:
+  out: { from: s, type: csv, path: "out/{{ env('ETL_TEST_TARGET', secret=false) }}.csv" }
+"#,
+    );
+    let env = [
+        ("ETL_TEST_TARGET", "eu-west-reports"),
+        ("ETL_TEST_HIDDEN", "hidden-value-42"),
+    ];
+    let run = etl_env(f.path(), &["run", "p.yaml"], &env).expect_code(0);
+    let printed = format!("{}{}", run.stdout, run.stderr);
+    assert!(printed.contains("out/eu-west-reports.csv"), "{printed}");
+    assert!(!printed.contains("***/"), "{printed}");
+    let written = std::fs::read_to_string(f.path().join("out/eu-west-reports.csv")).unwrap();
+    assert_eq!(written, "id,note\n1,hidden-value-42\n");
+    let preview = etl_env(f.path(), &["preview", "p.yaml", "s"], &env).expect_code(0);
+    assert!(
+        !preview.stdout.contains("hidden-value-42"),
+        "{}",
+        preview.stdout
+    );
+    assert!(preview.stdout.contains("***"), "{}", preview.stdout);
 }

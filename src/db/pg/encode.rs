@@ -411,24 +411,31 @@ impl<'a> Writer<'a> {
 pub fn encode_numeric(v: i256, scale: i8, out: &mut BytesMut) {
     let s = scale as i32;
     let negative = v.is_negative();
-    let mut mag = if negative { v.wrapping_neg() } else { v };
-    let ten_k = i256::from_i128(10_000);
+    let mag = if negative { v.wrapping_neg() } else { v };
     // Bring the value to a scale that is a multiple of 4, so base-10000 groups line up.
-    let (mut dscale, mut weight_shift) = (s.max(0), 0i32);
-    if s < 0 {
-        mag = mag.wrapping_mul(i256::from_i128(10).wrapping_pow((-s) as u32));
-        dscale = 0;
-    }
-    let pad = (4 - dscale.rem_euclid(4)) % 4;
-    mag = mag.wrapping_mul(i256::from_i128(10).wrapping_pow(pad as u32));
-    let frac_groups = (dscale + pad) / 4;
+    let (dscale, up) = if s < 0 { (0, (-s) as u32) } else { (s, 0) };
+    let pad = ((4 - dscale.rem_euclid(4)) % 4) as u32;
+    let frac_groups = (dscale + pad as i32) / 4;
     let mut groups: Vec<i16> = Vec::with_capacity(20);
-    while mag != i256::ZERO {
-        let d = mag.wrapping_rem(ten_k).as_i128() as i16;
-        groups.push(d);
-        mag = mag.wrapping_div(ten_k);
-        weight_shift += 1;
+    // Almost every Decimal128 value fits in 128 bits after scaling: take the native path.
+    let narrow = mag.to_i128().and_then(|m| {
+        10u128
+            .checked_pow(up + pad)
+            .and_then(|p| (m as u128).checked_mul(p))
+    });
+    match narrow {
+        Some(m) => push_groups_u128(m, &mut groups),
+        None => {
+            let ten = i256::from_i128(10);
+            let mut m = mag.wrapping_mul(ten.wrapping_pow(up + pad));
+            let ten_k = i256::from_i128(10_000);
+            while m != i256::ZERO {
+                groups.push(m.wrapping_rem(ten_k).as_i128() as i16);
+                m = m.wrapping_div(ten_k);
+            }
+        }
     }
+    let weight_shift = groups.len() as i32;
     // groups are least significant first; strip trailing zero groups (they carry no value).
     let trailing = groups.iter().take_while(|g| **g == 0).count();
     let digits = &groups[trailing..];
@@ -448,6 +455,19 @@ pub fn encode_numeric(v: i256, scale: i8, out: &mut BytesMut) {
     out.put_u16(dscale as u16);
     for g in digits.iter().rev() {
         out.put_i16(*g);
+    }
+}
+
+/// Base-10000 digits of `m`, least significant first; 64-bit division once the value fits.
+fn push_groups_u128(mut m: u128, groups: &mut Vec<i16>) {
+    while m > u64::MAX as u128 {
+        groups.push((m % 10_000) as i16);
+        m /= 10_000;
+    }
+    let mut m = m as u64;
+    while m != 0 {
+        groups.push((m % 10_000) as i16);
+        m /= 10_000;
     }
 }
 
@@ -489,11 +509,22 @@ mod tests {
             (1050, 2),
             (7, 0),
             (-987_654_321_012, 6),
+            (i128::MAX, 0),
+            (i128::MIN + 1, 38),
+            (99_999_999_999_999_999_999_999_999_999_999_999, 3),
         ] {
             let mut b = BytesMut::new();
             encode_numeric(i256::from_i128(v), s, &mut b);
             let back = super::super::decode::numeric_to_i256(&b[4..], s).unwrap();
             assert_eq!(back, i256::from_i128(v), "{v} / {s}");
         }
+        // 12e3 written with a negative scale → digits 1, 2000; weight 1; dscale 0
+        assert_eq!(numeric(12, -3), [0, 2, 0, 1, 0, 0, 0, 0, 0, 1, 0x07, 0xd0]);
+        // a Decimal256 value wider than 128 bits takes the wide path and still round-trips
+        let wide = i256::from_i128(i128::MAX).wrapping_mul(i256::from_i128(-1000));
+        let mut b = BytesMut::new();
+        encode_numeric(wide, 10, &mut b);
+        let back = super::super::decode::numeric_to_i256(&b[4..], 10).unwrap();
+        assert_eq!(back, wide);
     }
 }

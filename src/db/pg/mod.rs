@@ -216,9 +216,10 @@ fn make_tls(verify: bool, root_cert: Option<&str>) -> Result<MakeRustlsConnect, 
         let mut roots = rustls::RootCertStore::empty();
         match root_cert {
             Some(path) => {
-                let pem = std::fs::read(path)
+                // A regular file of bounded size: a device or a FIFO would never end.
+                let pem = crate::load::read_text(std::path::Path::new(path))
                     .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
-                let mut reader = std::io::BufReader::new(pem.as_slice());
+                let mut reader = std::io::BufReader::new(pem.as_bytes());
                 for cert in rustls_pemfile_certs(&mut reader)? {
                     roots.add(cert).map_err(|e| e.to_string())?;
                 }

@@ -45,6 +45,9 @@ pub struct Described {
     pub types: Vec<PgType>,
     /// What the pushdown rules know about every column.
     pub columns: Vec<RemoteColumn>,
+    /// For a plain table on PostgreSQL 14 or later: its size in pages, so it can be read in
+    /// parallel by ranges of row addresses (`ctid`) under one snapshot.
+    pub pages: Option<u64>,
 }
 
 /// Describes a relation without reading its rows. A column etl cannot read faithfully is an
@@ -100,11 +103,65 @@ pub async fn describe(t: &PgTarget, s: &PgSession, rel: &Relation) -> Result<Des
         });
         types.push(ty);
     }
+    let pages = match rel {
+        Relation::Table(schema, table) => table_pages(t, s, schema, table).await?,
+        Relation::Query(_) => None,
+    };
     Ok(Described {
         schema: Arc::new(Schema::new(fields)),
         types,
         columns,
+        pages,
     })
+}
+
+/// The size of a plain table in pages, when the server can scan `ctid` ranges (14+).
+async fn table_pages(
+    t: &PgTarget,
+    s: &PgSession,
+    schema: &str,
+    table: &str,
+) -> Result<Option<u64>, DbError> {
+    let row = s
+        .client
+        .query_opt(
+            "SELECT current_setting('server_version_num')::int >= 140000, \
+                    (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'",
+            &[&schema, &table],
+        )
+        .await
+        .map_err(|e| t.query_error(&e))?;
+    Ok(row.and_then(|r| {
+        r.get::<_, bool>(0)
+            .then(|| r.get::<_, i64>(1).max(0) as u64)
+    }))
+}
+
+/// A snapshot exported by a transaction kept open, so several connections read the same
+/// state of the database.
+pub struct Snapshot {
+    /// The exporting session (its transaction stays open while this lives).
+    _session: PgSession,
+    /// The snapshot's id.
+    pub id: String,
+}
+
+/// Opens a read-only repeatable-read transaction and exports its snapshot.
+pub async fn export_snapshot(t: &PgTarget) -> Result<Snapshot, DbError> {
+    let s = t.connect().await?;
+    s.client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| t.query_error(&e))?;
+    let id: String = s
+        .client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| t.query_error(&e))?
+        .get(0);
+    Ok(Snapshot { _session: s, id })
 }
 
 fn base_type(t: &Type) -> &Type {
@@ -141,6 +198,7 @@ async fn deterministic_columns(
 pub async fn copy_out(
     t: &PgTarget,
     sql: &str,
+    snapshot: Option<&str>,
     schema: SchemaRef,
     types: &[PgType],
     batch_size: usize,
@@ -148,6 +206,15 @@ pub async fn copy_out(
 ) -> Result<(), DataFusionError> {
     let ext = |e: DbError| DataFusionError::External(Box::new(e));
     let s = t.connect().await.map_err(ext)?;
+    if let Some(id) = snapshot {
+        s.client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                id.replace('\'', "")
+            ))
+            .await
+            .map_err(|e| ext(t.query_error(&e)))?;
+    }
     let stream = s
         .client
         .copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))

@@ -92,6 +92,9 @@ async fn list_location(
             path: loc.to_string(),
         });
     }
+    if !crate::validate::is_url(loc) {
+        super::bounded::check_local(&src.name, loc)?;
+    }
     let (url, store) = store_for(ctx, src, loc)?;
     let ext = if is_local_dir(loc) || loc.ends_with('/') {
         extension
@@ -132,8 +135,11 @@ async fn expand_folder_glob(
         reason,
     };
     let pattern = glob::Pattern::new(pattern).map_err(|e| bad(format!("bad glob: {e}")))?;
-    if !crate::validate::is_url(base) && !std::path::Path::new(base).is_dir() {
-        return Ok(Vec::new());
+    if !crate::validate::is_url(base) {
+        if !std::path::Path::new(base).is_dir() {
+            return Ok(Vec::new());
+        }
+        super::bounded::check_local(&src.name, base)?;
     }
     let (url, store) = store_for(ctx, src, base)?;
     let prefix = url.prefix().clone();

@@ -234,7 +234,7 @@ pub async fn build(
         }
         None => config.infer_schema(&ctx.state()).await,
     };
-    let config = inferred.map_err(|error| infer_failure(src, source_format, &files, &error))?;
+    let config = inferred.map_err(|error| infer_failure(src, &files, &error))?;
     let engine = |error| SourceError::Engine {
         name: src.name.clone(),
         error,
@@ -249,30 +249,8 @@ pub async fn build(
     Ok(Arc::new(ListingTable::try_new(config).map_err(engine)?))
 }
 
-/// Schema inference failed: for JSON, say which line of which file is not JSON.
-fn infer_failure(
-    src: &Source,
-    format: Format<'_>,
-    files: &[Listed],
-    error: &DataFusionError,
-) -> SourceError {
-    if let Format::Json(_) = format {
-        for f in files.iter().filter(|f| !crate::validate::is_url(&f.location)) {
-            let compression = df_compression(compression_of(src, &f.location));
-            let found = std::fs::File::open(&f.location)
-                .ok()
-                .and_then(|raw| compression.convert_read(raw).ok())
-                .and_then(crate::engine_error::first_invalid_json_line);
-            if let Some(bad) = found {
-                return SourceError::Read {
-                    name: src.name.clone(),
-                    file: format!("{}:{}:{}", f.location, bad.line, bad.column),
-                    // Raw, so that the diagnostic explains it with a hint.
-                    reason: format!("Json error: {}", bad.message),
-                };
-            }
-        }
-    }
+/// Schema inference failed: name the first file.
+fn infer_failure(src: &Source, files: &[Listed], error: &DataFusionError) -> SourceError {
     SourceError::Read {
         name: src.name.clone(),
         file: files.first().map(|f| f.location.clone()).unwrap_or_default(),

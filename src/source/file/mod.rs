@@ -1,15 +1,24 @@
 //! File sources: `csv`, `json`, `parquet`, `avro` and `lines`, locally or on object stores.
 //!
-//! One config struct, [`FileSourceSpec`], with per-format options. Formats read through
-//! DataFusion's listing tables (parallel, streaming, object-store aware) except `lines` (a
-//! column of text lines) and sources that tolerate bad rows (read serially per file, so every
-//! row's physical line is known: see [`tolerant`]).
+//! One config struct, [`FileSourceSpec`], with per-format options. Parquet, Avro and CSV
+//! that fails on a bad row read through DataFusion's listing tables (parallel, streaming,
+//! object-store aware). JSON (in its three layouts), `lines`, and CSV that skips or
+//! quarantines bad rows are read serially per file, so every row's physical line is known
+//! (see [`tolerant`]); bad rows are counted once per run (see [`badrows`]).
 
 mod find;
 mod layout;
+pub mod after_commit;
+pub mod badrows;
+mod bounded;
+mod csvread;
+mod jsonread;
+pub mod jsonschema;
 mod lines;
 pub mod listing;
 mod locate;
+pub mod moves;
+mod policy;
 mod sized;
 pub mod tolerant;
 
@@ -22,12 +31,16 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use badrows::{BadRowLog, BadRowLogs, MaxBadRows};
+pub use bounded::MAX_LISTED_ENTRIES;
 pub use listing::{compression_from_name, list_files};
-pub use locate::{BadRow, describe_csv_error};
+pub use locate::BadRow;
 use layout::Layout;
-pub use tolerant::BadRowLog;
 
 use super::SourceError;
+
+/// The most rows schema inference may look at (`infer_rows`).
+pub const MAX_INFER_ROWS: u64 = 10_000_000;
 use crate::connector::{
     BuildCx, Built, CheckCx, SourceConnector, SourceEntry, config_schema, parse_config,
 };
@@ -42,24 +55,48 @@ pub struct FileSourceSpec<O: Default> {
     /// `https://` URL. Relative paths are relative to the pipeline file.
     pub path: String,
     /// Column names and SQL types (`bigint`, `decimal(10,2)`, `timestamp`, ...). Inferred from
-    /// the data when absent.
+    /// the data when absent. Each type must be one the format can read: CSV has no `binary`;
+    /// JSON reads `binary` from hex strings; a `lines` source has exactly `line: string`.
     #[serde(default)]
     pub schema: Option<IndexMap<String, String>>,
     /// Format options.
     #[serde(default)]
     pub options: O,
+    /// The schema as a JSON Schema file (draft 7 or 2020-12), instead of `schema:`:
+    /// property types (nested objects and arrays too), `format: date | date-time`,
+    /// `required` (not null) and `enum` (an accepted-values check). A row that violates it
+    /// is a bad row. Relative to the pipeline file.
+    #[serde(default)]
+    pub schema_file: Option<String>,
     /// What to do with rows that do not parse.
     #[serde(default)]
     pub on_bad_row: OnBadRow,
+    /// With `on_bad_row: skip | quarantine`: fail the run when more rows than this are bad,
+    /// a count (`100`) or a fraction of the rows read (`0.01`, or `"1%"`).
+    #[serde(default)]
+    pub max_bad_rows: Option<MaxBadRows>,
+    /// With `on_bad_row: quarantine`: the sink (one whose `from:` is this source) that
+    /// receives the bad rows (columns `source`, `file`, `line`, `raw`, `reason`, `run_id`)
+    /// instead of `<state dir>/quarantine/<source>/<run id>.parquet`.
+    #[serde(default)]
+    pub quarantine: Option<String>,
     /// Read only rows past the last committed value of a cursor column.
     #[serde(default)]
     pub incremental: Option<IncrementalSpec>,
     /// The connection holding object-store credentials, if not from the environment.
     #[serde(default)]
     pub connection: Option<String>,
+    /// Once every sink committed, move the files this run read (`move_to: "archived/{{ ds
+    /// }}"`) or delete them (`delete: true`). Only the files the run read are touched; a
+    /// failed run touches none.
+    #[serde(default)]
+    pub after_commit: Option<after_commit::AfterCommit>,
     /// What the source holds.
     #[serde(default)]
     pub description: Option<String>,
+    /// The files each run read, when `after_commit` is set (not part of the file).
+    #[serde(skip)]
+    pub pinned: Arc<after_commit::Pinned>,
 }
 
 /// Parquet reading options.
@@ -99,30 +136,36 @@ pub struct CsvOptions {
     /// The first line holds column names (default true).
     #[serde(default)]
     pub header: Option<bool>,
-    /// Field separator, one character (default `,`).
+    /// Field separator, one ASCII character other than a line break (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// Quote character (default `"`).
+    /// Quote character, one ASCII character other than a line break and the delimiter
+    /// (default `"`).
     #[serde(default)]
     pub quote: Option<String>,
-    /// Escape character inside quoted fields (default: doubled quotes).
+    /// Escape character inside quoted fields, one ASCII character (default: doubled quotes).
     #[serde(default)]
     pub escape: Option<String>,
-    /// Lines starting with this character are skipped.
+    /// Lines starting with this character (one ASCII character) are skipped.
     #[serde(default)]
     pub comment: Option<String>,
-    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`).
+    /// Extra strings read as NULL besides the empty field (e.g. `NA`, `\N`); at most 1000,
+    /// each at most 1000 bytes.
     #[serde(default)]
     pub null_values: Vec<String>,
     /// Compression; by default taken from the file extension (`.gz`, `.zst`, `.bz2`, `.xz`).
     #[serde(default)]
     pub compression: Option<Compression>,
     /// Only read files with this extension when `path` is a directory (default `.csv`
-    /// plus the compression's extension).
+    /// plus the compression's extension); not empty, no `/` and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
     /// Add a column with this name holding each row's file: its path relative to the
     /// pipeline's folder, or its URL.
@@ -135,18 +178,39 @@ pub struct CsvOptions {
     pub hive_partitioning: Option<bool>,
 }
 
+/// How records are laid out in a JSON file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonLayout {
+    /// One JSON object per line (NDJSON, JSON Lines).
+    Lines,
+    /// One top-level array of objects.
+    Array,
+    /// Objects one after another, pretty-printed or not.
+    Concatenated,
+}
+
 /// JSON reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonOptions {
+    /// The layout: `lines`, `array` or `concatenated`. By default a file whose first
+    /// non-blank character is `[` is an array, any other newline-delimited.
+    #[serde(default)]
+    pub json: Option<JsonLayout>,
     /// Compression; by default taken from the file extension.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// Only read files with this extension when `path` is a directory.
+    /// Only read files with this extension when `path` is a directory; not empty, no `/`
+    /// and no wildcards.
     #[serde(default)]
     pub extension: Option<String>,
-    /// How many rows schema inference looks at (default 1000).
-    #[serde(default)]
+    /// How many rows schema inference looks at, 1 to 10000000 (default 1000).
+    #[serde(
+        default,
+        deserialize_with = "crate::spec::range::bounded::<_, 1, MAX_INFER_ROWS>"
+    )]
+    #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
     /// Add a column with this name holding each row's file: its path relative to the
     /// pipeline's folder, or its URL.
@@ -238,19 +302,18 @@ impl FileOptions for CsvOptions {
         self.compression
     }
     fn check(&self, cx: &mut CheckCx<'_>) {
-        for (key, v) in [
-            ("delimiter", &self.delimiter),
-            ("quote", &self.quote),
-            ("escape", &self.escape),
-            ("comment", &self.comment),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| v.len() != 1) {
-                cx.error(
-                    &format!("options.{key}"),
-                    format!("`{key}` is one ASCII character, found `{v}`"),
-                );
-            }
-        }
+        use crate::validate::options;
+        options::csv_characters(
+            cx,
+            &[
+                ("delimiter", self.delimiter.as_ref()),
+                ("quote", self.quote.as_ref()),
+                ("escape", self.escape.as_ref()),
+                ("comment", self.comment.as_ref()),
+            ],
+        );
+        options::null_values(cx, &self.null_values);
+        options::extension(cx, self.extension.as_deref());
     }
 }
 
@@ -263,6 +326,9 @@ impl FileOptions for JsonOptions {
     }
     fn compression(&self) -> Option<Compression> {
         self.compression
+    }
+    fn check(&self, cx: &mut CheckCx<'_>) {
+        crate::validate::options::extension(cx, self.extension.as_deref());
     }
 }
 
@@ -285,6 +351,7 @@ impl FileOptions for AvroOptions {
 impl FileOptions for LinesOptions {
     const KIND: &'static str = "lines";
     layout_of!();
+    const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Lines(self)
     }
@@ -313,96 +380,21 @@ pub fn format_of(src: &Source) -> Option<Format<'_>> {
 }
 
 impl<O: FileOptions> FileSourceSpec<O> {
-    /// Builds the table of `src` (the source, or one part of it) in one piece. Tolerant
-    /// reads log bad rows to `log`, or to a new log.
-    async fn build_one(
-        &self,
-        cx: &BuildCx<'_>,
-        src: &Source,
-        log: Option<Arc<BadRowLog>>,
-    ) -> Result<Built, SourceError> {
-        let format = self.options.format();
-        let plain = || async {
-            match format {
-                Format::Lines(o) => lines::build(cx.ctx, src, o).await,
-                _ => listing::build(cx.ctx, src, format).await,
-            }
-        };
-        if src.on_bad_row == OnBadRow::Fail {
-            return Ok(Built {
-                table: plain().await?,
-                bad_rows: None,
-            });
-        }
-        // The typed schema: declared, or inferred by the plain table.
-        let schema = match &src.schema {
-            Some(s) => s.clone(),
-            None => plain().await?.schema(),
-        };
-        let log = log.unwrap_or_else(|| {
-            Arc::new(BadRowLog::new(
-                &src.name,
-                src.on_bad_row,
-                &cx.pipeline.state_dir,
-                &cx.pipeline.run_id,
-            ))
-        });
-        let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
-        Ok(Built {
-            table,
-            bad_rows: Some(log),
-        })
-    }
-
-    /// Builds a source read in parts (see [`layout`]): one schema for every part, one
-    /// bad-row log for the source.
-    async fn build_split(
-        &self,
-        cx: &BuildCx<'_>,
-        src: &Source,
-        split: &layout::Split,
-    ) -> Result<Built, SourceError> {
-        let schema = match (&src.schema, self.options.format()) {
-            (Some(declared), _) => split.file_schema(declared),
-            (None, Format::Lines(_)) => lines::schema(),
-            (None, _) => {
-                let all = Source {
-                    on_bad_row: OnBadRow::Fail,
-                    ..split.part_source(src, &split.all, None)
-                };
-                self.build_one(cx, &all, None).await?.table.schema()
-            }
-        };
-        let log = (src.on_bad_row != OnBadRow::Fail).then(|| {
-            Arc::new(BadRowLog::new(
-                &src.name,
-                src.on_bad_row,
-                &cx.pipeline.state_dir,
-                &cx.pipeline.run_id,
-            ))
-        });
-        let mut tables = Vec::with_capacity(split.parts.len());
-        for part in &split.parts {
-            let sub = split.part_source(src, &part.locations, Some(schema.clone()));
-            tables.push(self.build_one(cx, &sub, log.clone()).await?.table);
-        }
-        let file_column = self.options.layout().file_column;
-        Ok(Built {
-            table: split.union(cx.ctx, src, file_column, tables)?,
-            bad_rows: log,
-        })
-    }
-
     /// A source reading `path` with default options (test fixtures).
     pub fn at(path: &str, schema: Option<IndexMap<String, String>>) -> Self {
         Self {
             path: path.to_string(),
             schema,
+            schema_file: None,
             options: O::default(),
             on_bad_row: OnBadRow::Fail,
+            max_bad_rows: None,
+            quarantine: None,
             incremental: None,
             connection: None,
+            after_commit: None,
             description: None,
+            pinned: Arc::default(),
         }
     }
 }
@@ -425,6 +417,9 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             self.schema.as_ref()
         }
     }
+    fn schema_file(&self) -> Option<&str> {
+        self.schema_file.as_deref()
+    }
     fn on_bad_row(&self) -> OnBadRow {
         self.on_bad_row
     }
@@ -437,7 +432,7 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
             cx.error(
                 "on_bad_row",
                 format!(
-                    "`on_bad_row` applies to csv and json sources; a {} source either reads or fails",
+                    "`on_bad_row` applies to csv, json and lines sources; a {} source either reads or fails",
                     O::KIND
                 ),
             );
@@ -458,10 +453,130 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
                 );
             }
         }
+        crate::validate::options::declared_types(cx, O::KIND, self.schema.as_ref());
+        self.check_bad_rows(cx);
+        if self.schema_file.is_some() {
+            if self.schema.is_some() {
+                cx.error(
+                    "schema_file",
+                    "give the schema as `schema:` or as `schema_file:`, not both",
+                );
+            }
+            if !matches!(O::KIND, "csv" | "json") {
+                cx.error(
+                    "schema_file",
+                    format!(
+                        "`schema_file` applies to csv and json sources, not to {}",
+                        O::KIND
+                    ),
+                );
+            }
+        }
+        if let Some(ac) = &self.after_commit {
+            after_commit::check(ac, &self.path, cx);
+        }
         self.options.check(cx);
     }
 
     async fn build(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        // With `after_commit`, the run reads exactly the files it listed first.
+        let pinned;
+        let src = match &self.after_commit {
+            None => cx.source,
+            Some(_) => {
+                self.ensure_stores(cx)?;
+                match after_commit::pin(cx, self.options.format(), &self.pinned).await? {
+                    Some(s) => {
+                        pinned = s;
+                        &pinned
+                    }
+                    None => return empty(cx),
+                }
+            }
+        };
+        let cx = &BuildCx {
+            ctx: cx.ctx,
+            pipeline: cx.pipeline,
+            source: src,
+            options: cx.options,
+        };
+        self.build_from(cx).await
+    }
+
+    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
+        // A source that skips or quarantines bad rows never fails on one: do not blame it.
+        if cx.source.on_bad_row != OnBadRow::Fail {
+            return None;
+        }
+        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
+    }
+
+    async fn after_commit(
+        &self,
+        cx: &BuildCx<'_>,
+    ) -> Result<Option<crate::sink::commit::Entry>, SourceError> {
+        match &self.after_commit {
+            Some(ac) => {
+                after_commit::entry(cx, ac, &self.pinned, &self.path, self.connection.as_deref())
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `cx` for another source (a part of the one being built).
+fn with_source<'b>(cx: &BuildCx<'b>, source: &'b Source) -> BuildCx<'b> {
+    BuildCx {
+        ctx: cx.ctx,
+        pipeline: cx.pipeline,
+        source,
+        options: cx.options,
+    }
+}
+
+/// An empty table with the declared schema (an `after_commit` source with nothing to read).
+fn empty(cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+    let schema = cx
+        .source
+        .schema
+        .clone()
+        .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+    let table =
+        datafusion::datasource::MemTable::try_new(schema, vec![vec![]]).map_err(|error| {
+            SourceError::Engine {
+                name: cx.source.name.clone(),
+                error,
+            }
+        })?;
+    Ok(Built {
+        table: Arc::new(table),
+        bad_rows: None,
+    })
+}
+
+impl<O: FileOptions> FileSourceSpec<O> {
+    fn ensure_stores(&self, cx: &BuildCx<'_>) -> Result<(), SourceError> {
+        let connection = self
+            .connection
+            .as_deref()
+            .and_then(|c| super::pipeline_connection(cx.pipeline, c));
+        for loc in &cx.source.locations {
+            crate::store::ensure_store(cx.ctx, loc, connection).map_err(|error| {
+                SourceError::Store {
+                    name: cx.source.name.clone(),
+                    error,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn build_from(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
         let src = cx.source;
         let connection = self
             .connection
@@ -477,19 +592,87 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         }
         let format = self.options.format();
         let ext = listing::folder_extension(src, format);
-        let layout = self.options.layout();
-        match layout::split(cx.ctx, src, &ext, layout, &cx.pipeline.base_dir).await? {
-            None => self.build_one(cx, src, None).await,
-            Some(split) => self.build_split(cx, src, &split).await,
+        match layout::split(cx.ctx, src, &ext, self.options.layout(), &cx.pipeline.base_dir)
+            .await?
+        {
+            None => self.build_whole(cx).await,
+            Some(split) => self.build_split(cx, &split).await,
         }
     }
 
-    async fn locate_bad_row(&self, cx: &BuildCx<'_>, schema: SchemaRef) -> Option<BadRow> {
-        locate::locate_bad_row(cx.ctx, cx.source, self.options.format(), schema).await
+    /// Builds a source read in parts (see [`layout`]): one schema for every part (declared,
+    /// or inferred over every file), one bad-row log for the source.
+    async fn build_split(&self, cx: &BuildCx<'_>, split: &layout::Split) -> Result<Built, SourceError> {
+        let src = cx.source;
+        let schema = match &src.schema {
+            Some(declared) => split.file_schema(declared),
+            None => {
+                let all = split.part_source(src, &split.all, None);
+                self.build_whole(&with_source(cx, &all)).await?.table.schema()
+            }
+        };
+        let mut tables = Vec::with_capacity(split.parts.len());
+        let mut bad_rows = None;
+        for part in &split.parts {
+            let sub = split.part_source(src, &part.locations, Some(schema.clone()));
+            let built = self.build_whole(&with_source(cx, &sub)).await?;
+            bad_rows = bad_rows.or(built.bad_rows);
+            tables.push(built.table);
+        }
+        let file_column = self.options.layout().file_column;
+        Ok(Built {
+            table: split.union(cx.ctx, src, file_column, tables)?,
+            bad_rows,
+        })
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
+    /// Builds the table of `cx.source` (the source, or one part of it) in one piece.
+    async fn build_whole(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        let src = cx.source;
+        let format = self.options.format();
+        if !self.serial(cx, format).await {
+            match listing::build(cx.ctx, src, format).await {
+                Ok(table) => {
+                    return Ok(Built {
+                        table,
+                        bad_rows: None,
+                    });
+                }
+                // DataFusion's CSV inference stops at text that is not UTF-8 without naming
+                // the row: the serial reader infers past it, then fails on it by line.
+                Err(e)
+                    if src.schema.is_none()
+                        && matches!(format, Format::Csv(_))
+                        && e.to_string().contains("UTF-8") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let log = match src.on_bad_row {
+            OnBadRow::Fail => Arc::new(BadRowLog::failing(&src.name)),
+            mode => cx.pipeline.bad_rows.get_or_create(&src.name, || {
+                let settings = badrows::LogSettings {
+                    mode,
+                    limit: self.max_bad_rows.as_ref().and_then(|m| m.limit().ok()),
+                    sink: self.quarantine.clone(),
+                };
+                BadRowLog::new(
+                    &src.name,
+                    settings,
+                    &cx.pipeline.state_dir,
+                    &cx.pipeline.run_id,
+                )
+            }),
+        };
+        let schema = match (&src.schema, format) {
+            (_, Format::Lines(_)) => lines::schema(),
+            (Some(s), _) => s.clone(),
+            (None, f) => tolerant::infer(cx.ctx, src, f).await?,
+        };
+        let table = tolerant::build(cx.ctx, src, schema, log.clone()).await?;
+        Ok(Built {
+            table,
+            bad_rows: (src.on_bad_row != OnBadRow::Fail).then_some(log),
+        })
     }
 }
 

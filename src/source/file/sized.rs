@@ -1,4 +1,5 @@
-//! A file format wrapper that reports each file's size as its (inexact) byte size.
+//! A file format wrapper that reports each file's size as its (inexact) byte size, and
+//! keeps a byte-order mark out of inferred column names.
 //!
 //! Text formats carry no statistics, so DataFusion cannot tell a 5 GB fact file from a
 //! 100 KB dimension file and may build a join's hash table on the big side. Reporting the
@@ -52,7 +53,22 @@ impl FileFormat for SizedFormat {
         store: &Arc<dyn ObjectStore>,
         objects: &[ObjectMeta],
     ) -> Result<SchemaRef> {
-        self.inner.infer_schema(state, store, objects).await
+        let schema = self.inner.infer_schema(state, store, objects).await?;
+        // A UTF-8 byte-order mark is not part of the first column's name.
+        let fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().strip_prefix('\u{feff}') {
+                Some(name) => Arc::new(f.as_ref().clone().with_name(name)),
+                None => f.clone(),
+            })
+            .collect();
+        Ok(Arc::new(
+            datafusion::arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ),
+        ))
     }
 
     async fn infer_stats(
