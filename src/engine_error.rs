@@ -8,7 +8,6 @@
 //! line the message names). Text of no known family keeps its meaning, minus the engine's
 //! prefixes.
 
-use std::io::Read;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -299,45 +298,6 @@ pub fn polish(mut d: Diagnostic) -> Diagnostic {
     d
 }
 
-/// Where a JSON text stops being JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonError {
-    /// 1-based physical line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong there.
-    pub message: String,
-}
-
-/// The first place where a JSON file (one value per line, values one after another, or one
-/// array) is not JSON; `None` when it all parses.
-pub fn first_invalid_json_line(mut reader: impl Read) -> Option<JsonError> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).ok()?;
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let values = serde_json::Deserializer::from_slice(text).into_iter::<serde::de::IgnoredAny>();
-    for v in values {
-        let Err(e) = v else { continue };
-        let message = AT_LINE.replace(&e.to_string(), "").into_owned();
-        // A line break inside a value is reported at column 0 of the next line: it belongs
-        // at the end of the line it breaks.
-        let (line, column) = match (e.line(), e.column()) {
-            (l, 0) if l > 1 => {
-                let prev = text.split(|b| *b == b'\n').nth(l - 2).unwrap_or_default();
-                (l - 1, String::from_utf8_lossy(prev).chars().count() + 1)
-            }
-            lc => lc,
-        };
-        return Some(JsonError {
-            line,
-            column,
-            message,
-        });
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,15 +373,5 @@ mod tests {
         assert_eq!(kept.help.as_deref(), Some("own"));
         let plain = polish(Diagnostic::error("something else"));
         assert_eq!((plain.message.as_str(), plain.help), ("something else", None));
-    }
-
-    #[test]
-    fn finds_the_physical_line_of_bad_json() {
-        let text = "\u{feff}{\"id\": 1}\n{\"id\": 2, \"x\n{\"id\": 3}\n";
-        let e = first_invalid_json_line(text.as_bytes()).unwrap();
-        assert_eq!((e.line, e.column), (2, 14), "{e:?}");
-        assert!(e.message.contains("string"), "{e:?}");
-        assert_eq!(first_invalid_json_line("[{\"a\": 1},\n {\"a\": 2}]".as_bytes()), None);
-        assert_eq!(first_invalid_json_line("{\"a\": 1}\n\n{\"a\":\n 2}\n".as_bytes()), None);
     }
 }

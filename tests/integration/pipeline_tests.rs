@@ -77,13 +77,13 @@ tests:
       s: { rows: [ {id: 1, v: null, d: 2} ] }
       lookup: { rows: [ {id: 9, label: nine} ] }
     expect:
-      t: { rows: [ {id: 1, v4: null} ] }
+      t: { rows: [ {id: 1, lable: null} ] }
 "#,
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(1);
     assert!(
         run.stdout
-            .contains("`t` has no column `v4` (its columns: id, v3, d, label); did you mean `v3`?"),
+            .contains("`t` has no column `lable` (its columns: id, v3, d, label); did you mean `label`?"),
         "{}",
         run.stdout
     );
@@ -376,6 +376,7 @@ fn every_example_pipeline_has_tests_and_they_pass() {
         "customer_anonymize",
         "retail_star",
         "warehouse",
+        "weather",
         "web_logs",
     ] {
         assert!(

@@ -16,8 +16,8 @@ use crate::source::SourceError;
 pub struct Listed {
     /// Where it is, usable as a source location: a local path or a URL.
     pub location: String,
-    /// Its path below the folder the source names (the glob's base for a glob), in the
-    /// object store's encoding: the part Hive-style `col=value/` folders are read from.
+    /// Its path below the folder the source names (the glob's base for a glob), as the file
+    /// system or URL names it: the part Hive-style `col=value/` folders are read from.
     pub relative: String,
     /// What the store says about it.
     pub meta: ObjectMeta,
@@ -157,7 +157,7 @@ async fn expand_folder_glob(
     Ok(metas
         .into_iter()
         .map(|meta| located(loc, &prefix, meta))
-        .filter(|l| pattern.matches_with(&percent_decode(&l.relative), shell))
+        .filter(|l| pattern.matches_with(&l.relative, shell))
         .collect())
 }
 
@@ -175,9 +175,8 @@ fn located(source_location: &str, prefix: &str, meta: ObjectMeta) -> Listed {
             Err(_) => full.to_string(),
         }
     } else {
-        // The store's path parts are percent-encoded; the file system's names are not.
-        let parts: Vec<String> = meta.location.parts().map(|p| percent_decode(p.as_ref())).collect();
-        format!("/{}", parts.join("/"))
+        // A local store's paths are the file system's names (not percent-encoded).
+        format!("/{full}")
     };
     Listed {
         location,
