@@ -155,11 +155,22 @@ pub fn explain(raw: &str) -> Explained {
     let lower = text.to_ascii_lowercase();
     let url = REQUEST.captures(text).map(|c| c[1].to_string());
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
-    if has(&["169.254.169.254", "/latest/api/token", "/latest/meta-data", "metadata.google.internal", "computemetadata", "no credentials", "missing credentials", "could not find credentials"]) {
+    if has(&[
+        "169.254.169.254",
+        "/latest/api/token",
+        "/latest/meta-data",
+        "metadata.google.internal",
+        "computemetadata",
+        "no credentials",
+        "missing credentials",
+        "could not find credentials",
+    ]) {
         let store = store_of(&lower);
         return Explained {
             family: Family::MissingCredentials,
-            message: format!("no {store} credentials: none are set in the environment or in a connection, and the cloud metadata service (asked last) gave none"),
+            message: format!(
+                "no {store} credentials: none are set in the environment or in a connection, and the cloud metadata service (asked last) gave none"
+            ),
             help: Some(credentials_help(store)),
         };
     }
@@ -167,14 +178,25 @@ pub fn explain(raw: &str) -> Explained {
         return explained(
             Family::NoSuchBucket,
             format!("the {} bucket does not exist{}", store_of(&lower), on(&url)),
-            Some("check the bucket name in the path, and the region or `endpoint` of the connection"),
+            Some(
+                "check the bucket name in the path, and the region or `endpoint` of the connection",
+            ),
         );
     }
-    if has(&["403 forbidden", "accessdenied", "access denied", "authorizationfailure", "signaturedoesnotmatch", "invalidaccesskeyid"]) {
+    if has(&[
+        "403 forbidden",
+        "accessdenied",
+        "access denied",
+        "authorizationfailure",
+        "signaturedoesnotmatch",
+        "invalidaccesskeyid",
+    ]) {
         return explained(
             Family::AccessDenied,
             format!("the store refused access (HTTP 403){}", on(&url)),
-            Some("check that the credentials are valid and may read (or write) this bucket and prefix"),
+            Some(
+                "check that the credentials are valid and may read (or write) this bucket and prefix",
+            ),
         );
     }
     if let Some(c) = LOCATION.captures(text) {
@@ -191,47 +213,89 @@ pub fn explain(raw: &str) -> Explained {
             Some("check the path; relative paths are relative to the pipeline file's folder"),
         );
     }
-    if has(&["error sending request", "connection refused", "dns error", "tcp connect error", "timed out", "connection reset", "failed to lookup address"]) {
+    if has(&[
+        "error sending request",
+        "connection refused",
+        "dns error",
+        "tcp connect error",
+        "timed out",
+        "connection reset",
+        "failed to lookup address",
+    ]) {
         return explained(
             Family::Unreachable,
             format!("cannot reach the server{}", on(&url)),
-            Some("check the URL or the connection's `endpoint`, that the server is up, and the network (proxy, firewall)"),
+            Some(
+                "check the URL or the connection's `endpoint`, that the server is up, and the network (proxy, firewall)",
+            ),
         );
     }
     if has(&["incorrect number of fields", "unequal lengths"]) {
         return explained(
             Family::CsvFields,
             format!("a row has the wrong number of fields ({text})"),
-            Some("check `options: { delimiter, quote }`, or set `on_bad_row: skip` (or `quarantine`) to set such rows aside"),
+            Some(
+                "check `options: { delimiter, quote }`, or set `on_bad_row: skip` (or `quarantine`) to set such rows aside",
+            ),
         );
     }
     if has(&["whilst decoding field"]) {
         return explained(
             Family::BadValue,
-            format!("a value does not fit its column's type: {}", text.rsplit("Json error: ").next().unwrap_or(text)),
-            Some("declare the column with a type that fits in `schema:`, or set `on_bad_row: skip` (or `quarantine`)"),
+            format!(
+                "a value does not fit its column's type: {}",
+                text.rsplit("Json error: ").next().unwrap_or(text)
+            ),
+            Some(
+                "declare the column with a type that fits in `schema:`, or set `on_bad_row: skip` (or `quarantine`)",
+            ),
         );
     }
-    if has(&["json error", "not valid json", "whilst parsing", "encountered unexpected", "while parsing a", "expected value at", "trailing characters"]) {
+    if has(&[
+        "json error",
+        "not valid json",
+        "whilst parsing",
+        "encountered unexpected",
+        "while parsing a",
+        "expected value at",
+        "trailing characters",
+    ]) {
         let detail = AT_LINE.replace(text.rsplit("Not valid JSON: ").next().unwrap_or(text), "");
         return explained(
             Family::InvalidJson,
             format!("invalid JSON: {detail}"),
-            Some("fix the line, or set `on_bad_row: skip` (or `quarantine`) on the source to set such rows aside"),
+            Some(
+                "fix the line, or set `on_bad_row: skip` (or `quarantine`) on the source to set such rows aside",
+            ),
         );
     }
-    if has(&["cast error", "cannot cast", "parser error", "error parsing", "error while parsing value"]) {
+    if has(&[
+        "cast error",
+        "cannot cast",
+        "parser error",
+        "error parsing",
+        "error while parsing value",
+    ]) {
         return explained(
             Family::BadValue,
             format!("a value does not fit its column's type: {text}"),
-            Some("declare the column as `string` in `schema:` and convert it in SQL (TRY_CAST gives NULL where it cannot), or set `on_bad_row: skip` (or `quarantine`)"),
+            Some(
+                "declare the column as `string` in `schema:` and convert it in SQL (TRY_CAST gives NULL where it cannot), or set `on_bad_row: skip` (or `quarantine`)",
+            ),
         );
     }
-    if has(&["invalid parquet file", "corrupt footer", "parquet magic", "par1"]) {
+    if has(&[
+        "invalid parquet file",
+        "corrupt footer",
+        "parquet magic",
+        "par1",
+    ]) {
         return explained(
             Family::NotParquet,
             "not a Parquet file (its footer is missing or damaged)".into(),
-            Some("check that the file is Parquet and was written completely, or change the source's `type`"),
+            Some(
+                "check that the file is Parquet and was written completely, or change the source's `type`",
+            ),
         );
     }
     if has(&["divide by zero", "division by zero"]) {
@@ -245,14 +309,20 @@ pub fn explain(raw: &str) -> Explained {
         return explained(
             Family::Overflow,
             format!("a number is too large for its type ({text})"),
-            Some("cast to a wider type before the arithmetic, e.g. `CAST(x AS BIGINT)` or a decimal"),
+            Some(
+                "cast to a wider type before the arithmetic, e.g. `CAST(x AS BIGINT)` or a decimal",
+            ),
         );
     }
-    if has(&["resources exhausted", "failed to allocate additional"]) || raw.contains("Resources exhausted") {
+    if has(&["resources exhausted", "failed to allocate additional"])
+        || raw.contains("Resources exhausted")
+    {
         return explained(
             Family::OutOfMemory,
             format!("out of memory: {text}"),
-            Some("raise `--memory-limit` (or `engine.memory_limit`), or give spilling room with `--spill-dir`"),
+            Some(
+                "raise `--memory-limit` (or `engine.memory_limit`), or give spilling room with `--spill-dir`",
+            ),
         );
     }
     if has(&["no space left on device"]) {
@@ -314,35 +384,60 @@ mod tests {
         assert!(e.message.starts_with("no S3 credentials"), "{}", e.message);
         assert!(e.help.unwrap().contains("AWS_ACCESS_KEY_ID"));
         assert_eq!(
-            family("Generic GCS error: Error performing GET http://metadata.google.internal/computeMetadata/v1/..."),
+            family(
+                "Generic GCS error: Error performing GET http://metadata.google.internal/computeMetadata/v1/..."
+            ),
             Family::MissingCredentials
         );
     }
 
     #[test]
     fn store_refusals_and_missing_things() {
-        let e = explain("Object Store error: Generic S3 error: Error performing GET https://b.s3.amazonaws.com/x in 20ms - Server returned non-2xx status code: 403 Forbidden: <Code>AccessDenied</Code>");
+        let e = explain(
+            "Object Store error: Generic S3 error: Error performing GET https://b.s3.amazonaws.com/x in 20ms - Server returned non-2xx status code: 403 Forbidden: <Code>AccessDenied</Code>",
+        );
         assert_eq!(e.family, Family::AccessDenied);
-        assert!(e.message.contains("at https://b.s3.amazonaws.com/x"), "{}", e.message);
-        assert_eq!(family("Generic S3 error: ... <Code>NoSuchBucket</Code>"), Family::NoSuchBucket);
-        let e = explain("Object Store error: Object at location data/x.csv not found: No such file or directory (os error 2)");
-        assert_eq!((e.family, e.message.as_str()), (Family::NotFound, "no such object: data/x.csv"));
+        assert!(
+            e.message.contains("at https://b.s3.amazonaws.com/x"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            family("Generic S3 error: ... <Code>NoSuchBucket</Code>"),
+            Family::NoSuchBucket
+        );
+        let e = explain(
+            "Object Store error: Object at location data/x.csv not found: No such file or directory (os error 2)",
+        );
+        assert_eq!(
+            (e.family, e.message.as_str()),
+            (Family::NotFound, "no such object: data/x.csv")
+        );
     }
 
     #[test]
     fn unreachable_servers() {
-        let e = explain("Object Store error: Generic HTTP error: Error performing HEAD http://127.0.0.1:9/x.csv in 2.1s, after 10 retries, max_retries: 10, retry_timeout: 180s  - HTTP error: error sending request");
+        let e = explain(
+            "Object Store error: Generic HTTP error: Error performing HEAD http://127.0.0.1:9/x.csv in 2.1s, after 10 retries, max_retries: 10, retry_timeout: 180s  - HTTP error: error sending request",
+        );
         assert_eq!(e.family, Family::Unreachable);
-        assert_eq!(e.message, "cannot reach the server at http://127.0.0.1:9/x.csv");
+        assert_eq!(
+            e.message,
+            "cannot reach the server at http://127.0.0.1:9/x.csv"
+        );
     }
 
     #[test]
     fn data_errors() {
-        let e = explain("Arrow error: Json error: Not valid JSON: EOF while parsing a string at line 1 column 12");
+        let e = explain(
+            "Arrow error: Json error: Not valid JSON: EOF while parsing a string at line 1 column 12",
+        );
         assert_eq!(e.family, Family::InvalidJson);
         assert_eq!(e.message, "invalid JSON: EOF while parsing a string");
         assert_eq!(
-            family("Arrow error: Csv error: incorrect number of fields for line 3, expected 2 got 3"),
+            family(
+                "Arrow error: Csv error: incorrect number of fields for line 3, expected 2 got 3"
+            ),
             Family::CsvFields
         );
         assert_eq!(
@@ -350,28 +445,61 @@ mod tests {
             Family::BadValue
         );
         let e = explain("Parquet error: Parquet error: Invalid Parquet file. Corrupt footer");
-        assert_eq!((e.family, e.message.as_str()), (Family::NotParquet, "not a Parquet file (its footer is missing or damaged)"));
+        assert_eq!(
+            (e.family, e.message.as_str()),
+            (
+                Family::NotParquet,
+                "not a Parquet file (its footer is missing or damaged)"
+            )
+        );
     }
 
     #[test]
     fn query_and_machine_limits() {
-        assert_eq!(family("Arrow error: Divide by zero error"), Family::DivideByZero);
-        assert_eq!(family("Arrow error: Arithmetic overflow: Overflow happened on: 9223372036854775807 + 1"), Family::Overflow);
-        assert_eq!(family("Resources exhausted: Failed to allocate additional 1.0 MB for HashJoinInput"), Family::OutOfMemory);
-        assert_eq!(family("IO error: No space left on device (os error 28)"), Family::DiskFull);
-        assert_eq!(family("IO error: Permission denied (os error 13)"), Family::PermissionDenied);
+        assert_eq!(
+            family("Arrow error: Divide by zero error"),
+            Family::DivideByZero
+        );
+        assert_eq!(
+            family(
+                "Arrow error: Arithmetic overflow: Overflow happened on: 9223372036854775807 + 1"
+            ),
+            Family::Overflow
+        );
+        assert_eq!(
+            family("Resources exhausted: Failed to allocate additional 1.0 MB for HashJoinInput"),
+            Family::OutOfMemory
+        );
+        assert_eq!(
+            family("IO error: No space left on device (os error 28)"),
+            Family::DiskFull
+        );
+        assert_eq!(
+            family("IO error: Permission denied (os error 13)"),
+            Family::PermissionDenied
+        );
         let e = explain("Error during planning: table 'x' not found");
-        assert_eq!((e.family, e.message.as_str()), (Family::Other, "table 'x' not found"));
+        assert_eq!(
+            (e.family, e.message.as_str()),
+            (Family::Other, "table 'x' not found")
+        );
     }
 
     #[test]
     fn polish_rewrites_the_raw_part_and_adds_help() {
-        let d = polish(Diagnostic::error("sink `o4`: Arrow error: Divide by zero error"));
+        let d = polish(Diagnostic::error(
+            "sink `o4`: Arrow error: Divide by zero error",
+        ));
         assert_eq!(d.message, "sink `o4`: division by zero");
         assert!(d.help.unwrap().contains("NULLIF"));
-        let kept = polish(Diagnostic::error("sink `o4`: Arrow error: Divide by zero error").with_help("own"));
+        let kept = polish(
+            Diagnostic::error("sink `o4`: Arrow error: Divide by zero error").with_help("own"),
+        );
         assert_eq!(kept.help.as_deref(), Some("own"));
         let plain = polish(Diagnostic::error("something else"));
-        assert_eq!((plain.message.as_str(), plain.help), ("something else", None));
+        assert_eq!(
+            (plain.message.as_str(), plain.help),
+            ("something else", None)
+        );
     }
 }

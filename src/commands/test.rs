@@ -68,7 +68,11 @@ pub async fn test(args: &TestArgs, out: Output) -> u8 {
         if suite.cases.is_empty() && out.format == LogFormat::Text {
             out.err_line(&format!("{}: no tests", suite.file.display()));
         }
-        for case in suite.cases.iter().filter(|c| selected(&args.names, suite, c)) {
+        for case in suite
+            .cases
+            .iter()
+            .filter(|c| selected(&args.names, suite, c))
+        {
             let outcome = run_case(&suite.file, &opts, case).await;
             let code = match &outcome {
                 Outcome::Passed => {
@@ -131,10 +135,18 @@ fn selected(names: &[String], suite: &Suite, case: &TestCase) -> bool {
 fn check_names(names: &[String], suites: &[Suite]) -> Result<(), Diagnostic> {
     let all: Vec<String> = suites
         .iter()
-        .flat_map(|s| s.cases.iter().map(move |c| format!("{}::{}", s.name, c.name)))
+        .flat_map(|s| {
+            s.cases
+                .iter()
+                .map(move |c| format!("{}::{}", s.name, c.name))
+        })
         .collect();
     for n in names {
-        if suites.iter().any(|s| s.cases.iter().any(|c| selected(std::slice::from_ref(n), s, c))) {
+        if suites.iter().any(|s| {
+            s.cases
+                .iter()
+                .any(|c| selected(std::slice::from_ref(n), s, c))
+        }) {
             continue;
         }
         let bare: Vec<&str> = all

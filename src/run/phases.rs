@@ -240,11 +240,9 @@ pub(super) async fn write_sinks(
                     SinkError::Write { error, .. } => {
                         read_failure(cx, error, &s.yaml_path, &format!("sink `{}`", s.name)).await
                     }
-                    other => crate::engine_error::polish(place(
-                        cx.p,
-                        &s.yaml_path,
-                        other.to_string(),
-                    )),
+                    other => {
+                        crate::engine_error::polish(place(cx.p, &s.yaml_path, other.to_string()))
+                    }
                 };
                 out.steps.push(
                     StepReport::new(&s.name, StepKind::Sink, StepStatus::Failed)

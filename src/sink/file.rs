@@ -240,7 +240,10 @@ impl FileSinkOptions for CsvSinkOptions {
         let mut opts = CsvOptions::default()
             .with_has_header(self.header.unwrap_or(true))
             .with_delimiter(delimiter);
-        opts.compression = variant(self.compression.or_else(|| path_compression(&sink.location)));
+        opts.compression = variant(
+            self.compression
+                .or_else(|| path_compression(&sink.location)),
+        );
         df.write_csv(target, write_options(sink), Some(opts))
             .await
             .map_err(werr(sink))
@@ -262,7 +265,10 @@ impl FileSinkOptions for JsonSinkOptions {
         target: &str,
     ) -> Result<Vec<RecordBatch>, SinkError> {
         let opts = JsonOptions {
-            compression: variant(self.compression.or_else(|| path_compression(&sink.location))),
+            compression: variant(
+                self.compression
+                    .or_else(|| path_compression(&sink.location)),
+            ),
             ..Default::default()
         };
         df.write_json(target, write_options(sink), Some(opts))
@@ -302,7 +308,8 @@ fn names_one_file<O: FileSinkOptions>(path: &str) -> bool {
     if O::COMPRESSIBLE && path_compression(base).is_some() {
         base = base.rsplit_once('.').map(|(b, _)| b).unwrap_or(base);
     }
-    base.ends_with(&format!(".{}", O::KIND)) || O::OTHER_EXTENSIONS.iter().any(|e| base.ends_with(e))
+    base.ends_with(&format!(".{}", O::KIND))
+        || O::OTHER_EXTENSIONS.iter().any(|e| base.ends_with(e))
 }
 
 /// True when a file sink of `kind` writes one file at `path` (see [`FileSinkSpec::single_file`]).

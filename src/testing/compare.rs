@@ -216,7 +216,9 @@ fn same(kind: Kind, expected: Option<&str>, actual: Option<&str>, tolerance: f64
     match kind {
         Kind::Float => match (e.parse::<f64>(), a.parse::<f64>()) {
             (Ok(x), Ok(y)) => {
-                x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tolerance * x.abs().max(y.abs())
+                x == y
+                    || (x.is_nan() && y.is_nan())
+                    || (x - y).abs() <= tolerance * x.abs().max(y.abs())
             }
             _ => false,
         },
@@ -252,7 +254,11 @@ fn decimal_text(s: &str) -> Option<String> {
     } else {
         format!("{int}.{frac}")
     };
-    Some(if neg && body != "0" { format!("-{body}") } else { body })
+    Some(if neg && body != "0" {
+        format!("-{body}")
+    } else {
+        body
+    })
 }
 
 fn normalize_time(s: &str) -> String {
@@ -358,7 +364,8 @@ fn render(
         out.push_str(&format!("\n  {line}"));
     }
     out.push_str("\n  - expected, not in the output   + in the output, not expected");
-    let hidden = missing.len().saturating_sub(MAX_SHOWN) + unexpected.len().saturating_sub(MAX_SHOWN);
+    let hidden =
+        missing.len().saturating_sub(MAX_SHOWN) + unexpected.len().saturating_sub(MAX_SHOWN);
     if hidden > 0 {
         out.push_str(&format!("\n  ({hidden} more differing rows not shown)"));
     }
@@ -372,7 +379,8 @@ async fn read_expected_file(
 ) -> Result<Vec<IndexMap<String, Value>>, Problem> {
     let full = crate::validate::resolve_local(&p.base_dir, path);
     let full_s = full.to_string_lossy().into_owned();
-    let invalid = |e: String| Problem::Invalid(format!("expected rows file {}: {e}", full.display()));
+    let invalid =
+        |e: String| Problem::Invalid(format!("expected rows file {}: {e}", full.display()));
     let df = if full_s.ends_with(".csv") {
         ctx.read_csv(
             full_s.as_str(),
@@ -418,8 +426,18 @@ mod tests {
 
     #[test]
     fn floats_compare_within_a_relative_tolerance() {
-        assert!(same(Kind::Float, Some("0.1"), Some("0.1000000000001"), 1e-9));
-        assert!(!same(Kind::Float, Some("0.3333"), Some("0.333333333"), 1e-9));
+        assert!(same(
+            Kind::Float,
+            Some("0.1"),
+            Some("0.1000000000001"),
+            1e-9
+        ));
+        assert!(!same(
+            Kind::Float,
+            Some("0.3333"),
+            Some("0.333333333"),
+            1e-9
+        ));
         assert!(same(Kind::Float, Some("0.3333"), Some("0.333333333"), 1e-3));
         assert!(!same(Kind::Float, Some("1e-12"), Some("2e-12"), 1e-9));
         assert!(same(Kind::Float, Some("0"), Some("0.0"), 1e-9));
@@ -430,7 +448,12 @@ mod tests {
         assert!(same(Kind::Exact, Some("7.50"), Some("7.5"), 1e-9));
         assert!(same(Kind::Exact, Some("1000.0"), Some("1000"), 1e-9));
         assert!(!same(Kind::Exact, Some("1000.01"), Some("1000"), 1e-9));
-        assert!(!same(Kind::Exact, Some("9007199254740993"), Some("9007199254740992"), 1e-9));
+        assert!(!same(
+            Kind::Exact,
+            Some("9007199254740993"),
+            Some("9007199254740992"),
+            1e-9
+        ));
         assert!(same(Kind::Exact, Some("-0.0"), Some("0"), 1e-9));
     }
 
@@ -438,14 +461,24 @@ mod tests {
     fn null_is_only_null_and_times_ignore_the_t() {
         assert!(same(Kind::Text, None, None, 1e-9));
         assert!(!same(Kind::Text, None, Some("NULL"), 1e-9));
-        assert!(same(Kind::Time, Some("2024-01-01 10:00:00"), Some("2024-01-01T10:00:00.000"), 1e-9));
+        assert!(same(
+            Kind::Time,
+            Some("2024-01-01 10:00:00"),
+            Some("2024-01-01T10:00:00.000"),
+            1e-9
+        ));
         assert!(!same(Kind::Text, Some("a"), Some("b"), 1e-9));
     }
 
     #[test]
     fn a_missing_key_in_an_expected_row_is_an_error() {
         let rows: Vec<IndexMap<String, Value>> = vec![
-            [("a".to_string(), Value::from(1)), ("b".to_string(), Value::from(2))].into_iter().collect(),
+            [
+                ("a".to_string(), Value::from(1)),
+                ("b".to_string(), Value::from(2)),
+            ]
+            .into_iter()
+            .collect(),
             [("a".to_string(), Value::from(1))].into_iter().collect(),
         ];
         match expected_columns("t", &rows) {
@@ -457,7 +490,12 @@ mod tests {
     #[test]
     fn multiset_diff_reports_both_sides() {
         let row = |v: &str| vec![Some(v.to_string())];
-        let (m, u) = diff(&[row("1"), row("2")], &[row("2"), row("3")], false, |a, b| a == b);
+        let (m, u) = diff(
+            &[row("1"), row("2")],
+            &[row("2"), row("3")],
+            false,
+            |a, b| a == b,
+        );
         assert_eq!((m, u), (vec![row("1")], vec![row("3")]));
     }
 }

@@ -80,13 +80,11 @@ pub fn load_test_file(file: &Path) -> Result<IndexMap<String, TestSpec>, Diagnos
         one(Diagnostic::error(format!("invalid YAML: {}", e.message)).at(Some(e.pos)))
     })?;
     let Some(entries) = root.as_map() else {
-        return Err(one(
-            Diagnostic::error(format!(
-                "a test file is a mapping with one key, `tests`, found {}",
-                root.type_name()
-            ))
-            .at(Some(root.pos)),
-        ));
+        return Err(one(Diagnostic::error(format!(
+            "a test file is a mapping with one key, `tests`, found {}",
+            root.type_name()
+        ))
+        .at(Some(root.pos))));
     };
     let mut diags = Diagnostics::default();
     let mut out = IndexMap::new();
@@ -98,7 +96,9 @@ pub fn load_test_file(file: &Path) -> Result<IndexMap<String, TestSpec>, Diagnos
                     .in_file(file)
                     .at_path(key)
                     .at(Some(k.pos))
-                    .with_help("a test file holds only `tests:`; the pipeline stays in its own file"),
+                    .with_help(
+                        "a test file holds only `tests:`; the pipeline stays in its own file",
+                    ),
             );
             continue;
         }

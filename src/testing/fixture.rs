@@ -23,7 +23,9 @@ pub(super) fn apply(
     for (src, f) in given {
         if !p.sources.contains_key(src) {
             let mut msg = format!("test `{test}` gives `{src}`, which is not a source");
-            if let Some(h) = crate::diagnostic::did_you_mean(src, p.sources.keys().map(String::as_str)) {
+            if let Some(h) =
+                crate::diagnostic::did_you_mean(src, p.sources.keys().map(String::as_str))
+            {
                 msg.push_str(&format!(" ({h})"));
             }
             problems.push(msg);
@@ -59,7 +61,10 @@ fn source(p: &Pipeline, name: &str, f: &FixtureSpec) -> Result<Source, String> {
         (None, Some(path)) => {
             let format = f.format.clone().unwrap_or_else(|| format_of_path(path));
             match format.as_str() {
-                "csv" => SourceSpec(Arc::new(FileSourceSpec::<CsvOptions>::at(path, schema_spec))),
+                "csv" => SourceSpec(Arc::new(FileSourceSpec::<CsvOptions>::at(
+                    path,
+                    schema_spec,
+                ))),
                 "json" | "jsonl" | "ndjson" => SourceSpec(Arc::new(
                     FileSourceSpec::<JsonOptions>::at(path, schema_spec),
                 )),
@@ -67,9 +72,9 @@ fn source(p: &Pipeline, name: &str, f: &FixtureSpec) -> Result<Source, String> {
                     path,
                     schema_spec,
                 ))),
-                "lines" | "txt" | "log" => SourceSpec(Arc::new(
-                    FileSourceSpec::<LinesOptions>::at(path, None),
-                )),
+                "lines" | "txt" | "log" => {
+                    SourceSpec(Arc::new(FileSourceSpec::<LinesOptions>::at(path, None)))
+                }
                 other => {
                     return Err(format!(
                         "fixture for `{name}`: unknown format `{other}` (csv, json, parquet, lines); set `format:`"

@@ -52,7 +52,10 @@ pub enum Outcome {
 }
 
 /// The tests of a pipeline: its own `tests:` and those of `NAME.test.yaml`, defaults merged.
-pub fn collect(pipeline_file: &Path, inline: &IndexMap<String, TestSpec>) -> Result<Vec<TestCase>, Diagnostics> {
+pub fn collect(
+    pipeline_file: &Path,
+    inline: &IndexMap<String, TestSpec>,
+) -> Result<Vec<TestCase>, Diagnostics> {
     let mut all: Vec<(String, TestSpec, PathBuf)> = inline
         .iter()
         .map(|(n, t)| (n.clone(), t.clone(), pipeline_file.to_path_buf()))
@@ -99,7 +102,7 @@ pub fn collect(pipeline_file: &Path, inline: &IndexMap<String, TestSpec>) -> Res
         .into_iter()
         .filter(|(n, _, _)| n != DEFAULTS)
         .map(|(name, spec, file)| TestCase {
-            spec: defaults.iter().fold(spec, |t, d| with_defaults(t, d)),
+            spec: defaults.iter().fold(spec, with_defaults),
             name,
             file,
         })
@@ -144,7 +147,11 @@ pub async fn run_case(file: &Path, base: &LoadOptions, case: &TestCase) -> Outco
         Ok(p) => p,
         Err(d) => {
             let mut lines = vec!["the pipeline does not load with this test's vars:".to_string()];
-            lines.extend(d.0.iter().filter(|d| d.is_error()).map(|d| format!("  {d}")));
+            lines.extend(
+                d.0.iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| format!("  {d}")),
+            );
             return Outcome::Invalid(lines);
         }
     };
@@ -179,7 +186,13 @@ async fn run_loaded(p: &Pipeline, case: &TestCase, ds: &str) -> Result<Vec<Strin
             let d = Diagnostic::error(format!(
                 "test `{name}` expects `{target}`, which is not a source or transform"
             ))
-            .suggest(target, p.sources.keys().chain(p.transforms.keys()).map(String::as_str));
+            .suggest(
+                target,
+                p.sources
+                    .keys()
+                    .chain(p.transforms.keys())
+                    .map(String::as_str),
+            );
             problems.push(with_help(d));
         }
         targets.push(target.clone());
@@ -281,9 +294,10 @@ async fn check_outcome(
             "{label} could not run: {}",
             crate::plan::clean_message(&e.to_string())
         )),
-        Ok(o) if must_fail && o.passed() => {
-            Some(format!("{label} was expected to fail, but passed ({})", o.detail))
-        }
+        Ok(o) if must_fail && o.passed() => Some(format!(
+            "{label} was expected to fail, but passed ({})",
+            o.detail
+        )),
         Ok(o) if !must_fail && !o.passed() => {
             let mut msg = format!("{label} was expected to pass, but failed: {}", o.detail);
             if let Some(sample) = &o.sample {

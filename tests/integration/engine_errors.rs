@@ -30,7 +30,11 @@ fn division_by_zero_says_how_to_avoid_it() {
         "sources:\n  s: { type: csv, path: in.csv, schema: { a: bigint, b: bigint } }\ntransforms:\n  t: { sql: \"SELECT a / b AS q FROM s\" }\nsinks:\n  o: { from: t, type: csv, path: out/o.csv }\n",
     );
     let run = f.run(&["run", "p.yaml"]).expect_code(1);
-    assert!(run.stderr.contains("sink `o`: division by zero"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("sink `o`: division by zero"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("NULLIF(y, 0)"), "{}", run.stderr);
     assert!(!run.stderr.contains("Arrow error"), "{}", run.stderr);
     assert!(!f.path().join("out/o.csv").exists());

@@ -40,7 +40,11 @@ fn globs_with_wildcards_in_folder_names_read_every_matching_file() {
     );
     f.run(&["run", "p.yaml"]).expect_code(0);
     let rows = read_csv(&f.path().join("out/t.csv"), &["id"]);
-    assert_eq!(rows, vec![vec!["1"], vec!["2"], vec!["3"]], "one folder level");
+    assert_eq!(
+        rows,
+        vec![vec!["1"], vec!["2"], vec!["3"]],
+        "one folder level"
+    );
 
     f.file("raw/deep/er/d.csv", "id\n5\n");
     f.file("raw/top.csv", "id\n6\n");
@@ -55,7 +59,11 @@ fn globs_with_wildcards_in_folder_names_read_every_matching_file() {
     assert_eq!(rows, vec![vec!["5"], vec!["6"], vec!["7"]], "any depth");
 
     // A folder glob that matches nothing says so.
-    to_csv(&f, "{ type: csv, path: \"raw/*/*.tsv\" }", "SELECT * FROM s");
+    to_csv(
+        &f,
+        "{ type: csv, path: \"raw/*/*.tsv\" }",
+        "SELECT * FROM s",
+    );
     let run = f.run(&["run", "p.yaml"]).expect_code(1);
     assert!(run.stderr.contains("raw/*/*.tsv"), "{}", run.stderr);
 }
@@ -63,7 +71,10 @@ fn globs_with_wildcards_in_folder_names_read_every_matching_file() {
 #[test]
 fn hive_folders_are_read_back_as_typed_columns() {
     let f = Fixture::new();
-    f.file("data/year=2024/day=2024-01-01/city=New%20York/x.csv", "v\n1\n2\n");
+    f.file(
+        "data/year=2024/day=2024-01-01/city=New%20York/x.csv",
+        "v\n1\n2\n",
+    );
     f.file("data/year=2024/day=2024-01-02/city=Paris/x.csv", "v\n3\n");
     f.file("data/year=2023/day=2023-12-31/city=Paris/y.csv", "v\n4\n");
     to_csv(
@@ -108,7 +119,8 @@ fn hive_folders_are_read_back_as_typed_columns() {
     f.file("data/stray.csv", "v\n9\n");
     let run = f.run(&["run", "p.yaml"]).expect_code(1);
     assert!(
-        run.stderr.contains("Hive-style folders must be the same for every file"),
+        run.stderr
+            .contains("Hive-style folders must be the same for every file"),
         "{}",
         run.stderr
     );
@@ -163,7 +175,11 @@ fn a_file_column_names_each_rows_file() {
         "SELECT * FROM s",
     );
     let run = f.run(&["validate", "p.yaml"]).expect_code(2);
-    assert!(run.stderr.contains("do not declare it in `schema:`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("do not declare it in `schema:`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

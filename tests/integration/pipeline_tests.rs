@@ -55,12 +55,19 @@ tests:
         out.contains("`t`: 1 expected row not found, 1 unexpected row (2 expected, 2 actual)"),
         "{out}"
     );
-    assert!(out.contains("compared columns: id, v3, label (order ignored"), "{out}");
+    assert!(
+        out.contains("compared columns: id, v3, label (order ignored"),
+        "{out}"
+    );
     // The table: a header of the compared columns, the expected row marked -, the actual +.
     let row = |mark: &str, v3: &str| {
         out.lines().any(|l| {
             let cells: Vec<&str> = l.split(['│', '┆']).map(str::trim).collect();
-            cells.len() >= 5 && cells[1] == mark && cells[2] == "2" && cells[3] == v3 && cells[4] == "NULL"
+            cells.len() >= 5
+                && cells[1] == mark
+                && cells[2] == "2"
+                && cells[3] == v3
+                && cells[4] == "NULL"
         })
     };
     assert!(row("-", "7.0") && row("+", "6.0"), "{out}");
@@ -82,8 +89,9 @@ tests:
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(1);
     assert!(
-        run.stdout
-            .contains("`t` has no column `lable` (its columns: id, v3, d, label); did you mean `label`?"),
+        run.stdout.contains(
+            "`t` has no column `lable` (its columns: id, v3, d, label); did you mean `label`?"
+        ),
         "{}",
         run.stdout
     );
@@ -103,10 +111,15 @@ tests:
 "#,
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(2);
-    assert!(run.stdout.contains("test p::ragged ... INVALID"), "{}", run.stdout);
     assert!(
+        run.stdout.contains("test p::ragged ... INVALID"),
+        "{}",
         run.stdout
-            .contains("expected row 2 of `t` has no `label`, which other rows have: write `label: null`"),
+    );
+    assert!(
+        run.stdout.contains(
+            "expected row 2 of `t` has no `label`, which other rows have: write `label: null`"
+        ),
         "{}",
         run.stdout
     );
@@ -146,12 +159,21 @@ tests:
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(1);
     let out = &run.stdout;
-    assert!(out.contains("test p::binary_noise_is_equal ... ok"), "{out}");
-    assert!(out.contains("test p::off_by_a_millionth ... FAILED"), "{out}");
+    assert!(
+        out.contains("test p::binary_noise_is_equal ... ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test p::off_by_a_millionth ... FAILED"),
+        "{out}"
+    );
     assert!(out.contains("floats within a relative 1e-9"), "{out}");
     assert!(out.contains("test p::widened ... ok"), "{out}");
     // The tolerance is for floats only: a decimal compares exactly.
-    assert!(out.contains("test p::decimals_are_exact ... FAILED"), "{out}");
+    assert!(
+        out.contains("test p::decimals_are_exact ... FAILED"),
+        "{out}"
+    );
     assert!(out.contains("tests: 2 passed, 2 failed"), "{out}");
 }
 
@@ -183,9 +205,21 @@ tests:
 "#,
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(2);
-    assert!(run.stdout.contains("test p::pinned ... ok"), "{}", run.stdout);
-    assert!(run.stdout.contains("test p::bad_date ... INVALID"), "{}", run.stdout);
-    assert!(run.stdout.contains("`ds: 2024-02-30` is not a date"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test p::pinned ... ok"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("test p::bad_date ... INVALID"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("`ds: 2024-02-30` is not a date"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -208,7 +242,11 @@ tests:
 "#,
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(0);
-    assert!(run.stdout.contains("tests: 2 passed, 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("tests: 2 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -244,7 +282,9 @@ tests:
         "{out}"
     );
     assert!(
-        out.contains("check `v3_present` on `t` was expected to pass, but failed: 2 rows with NULL"),
+        out.contains(
+            "check `v3_present` on `t` was expected to pass, but failed: 2 rows with NULL"
+        ),
         "{out}"
     );
 }
@@ -284,14 +324,20 @@ tests:
       t: { rows: [ {id: 1, v3: 3.0} ] }
 "#,
     );
-    let run = f.run(&["test", "p.yaml", "--name", "doubel"]).expect_code(2);
+    let run = f
+        .run(&["test", "p.yaml", "--name", "doubel"])
+        .expect_code(2);
     assert!(
         run.stderr
             .contains("error: --name doubel: no test has this name"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("did you mean `doubles`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `doubles`?"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stdout.contains("test p::"), "{}", run.stdout);
     f.run(&["test", "p.yaml", "--name", "p::doubles"])
         .expect_code(0);
@@ -323,7 +369,11 @@ tests:
 "#,
     );
     let run = f.run(&["test", "p.yaml"]).expect_code(0);
-    assert!(run.stdout.contains("test p::inline ... ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test p::inline ... ok"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains("test p::from_the_test_file ... ok"),
         "{}",
@@ -333,8 +383,16 @@ tests:
     f.file("p.test.yaml", "tests:\n  x:\n    gven: {}\nsources: {}\n");
     let run = f.run(&["test", "p.yaml"]).expect_code(2);
     assert!(run.stderr.contains("p.test.yaml:3:5"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `given`?"), "{}", run.stderr);
-    assert!(run.stderr.contains("a test file holds only `tests:`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `given`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("a test file holds only `tests:`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -364,7 +422,11 @@ tests:
     let run = f.run(&["test", "repo"]).expect_code(0);
     assert!(run.stdout.contains("test a::adds ... ok"), "{}", run.stdout);
     assert!(run.stdout.contains("test b::adds ... ok"), "{}", run.stdout);
-    assert!(run.stdout.contains("tests: 2 passed, 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("tests: 2 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
     f.run(&["test", "repo/vars"]).expect_code(2);
 }
 
@@ -380,7 +442,11 @@ fn every_example_pipeline_has_tests_and_they_pass() {
         "web_logs",
     ] {
         assert!(
-            run.stdout.lines().filter(|l| l.starts_with(&format!("test {p}::"))).count() >= 2,
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with(&format!("test {p}::")))
+                .count()
+                >= 2,
             "{p} needs at least two tests:\n{}",
             run.stdout
         );

@@ -169,15 +169,16 @@ fn located(source_location: &str, prefix: &str, meta: ObjectMeta) -> Listed {
         .map(|r| r.trim_start_matches('/'))
         .unwrap_or(full)
         .to_string();
-    let location = if crate::validate::is_url(source_location) && !source_location.starts_with("file://") {
-        match url::Url::parse(source_location) {
-            Ok(u) => format!("{}://{}/{full}", u.scheme(), u.authority()),
-            Err(_) => full.to_string(),
-        }
-    } else {
-        // A local store's paths are the file system's names (not percent-encoded).
-        format!("/{full}")
-    };
+    let location =
+        if crate::validate::is_url(source_location) && !source_location.starts_with("file://") {
+            match url::Url::parse(source_location) {
+                Ok(u) => format!("{}://{}/{full}", u.scheme(), u.authority()),
+                Err(_) => full.to_string(),
+            }
+        } else {
+            // A local store's paths are the file system's names (not percent-encoded).
+            format!("/{full}")
+        };
     Listed {
         location,
         relative,

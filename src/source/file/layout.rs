@@ -66,9 +66,10 @@ pub async fn split(
 ) -> Result<Option<Split>, SourceError> {
     let folder_glob = src.locations.iter().any(|l| is_folder_glob(l));
     let may_have_folders = layout.hive
-        && src.locations.iter().any(|l| {
-            l.ends_with('/') || crate::validate::has_glob(l) || Path::new(l).is_dir()
-        });
+        && src
+            .locations
+            .iter()
+            .any(|l| l.ends_with('/') || crate::validate::has_glob(l) || Path::new(l).is_dir());
     if !folder_glob && layout.file_column.is_none() && !may_have_folders {
         return Ok(None);
     }
@@ -83,7 +84,12 @@ pub async fn split(
     }
     let raw: Vec<Vec<Option<String>>> = files
         .iter()
-        .map(|f| hive_pairs(&f.relative).into_iter().map(|(_, v)| v).collect())
+        .map(|f| {
+            hive_pairs(&f.relative)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect()
+        })
         .collect();
     let mut columns = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -142,7 +148,10 @@ fn hive_pairs(relative: &str) -> Vec<(String, Option<String>)> {
 /// The folder columns every file shares; files in folders of different shapes are an error.
 fn hive_keys(src: &Source, files: &[Listed]) -> Result<Vec<String>, SourceError> {
     let keys_of = |f: &Listed| -> Vec<String> {
-        hive_pairs(&f.relative).into_iter().map(|(k, _)| k).collect()
+        hive_pairs(&f.relative)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     };
     let Some(first) = files.first() else {
         return Ok(Vec::new());
@@ -153,7 +162,13 @@ fn hive_keys(src: &Source, files: &[Listed]) -> Result<Vec<String>, SourceError>
             if k.is_empty() {
                 "no `col=value/` folders".to_string()
             } else {
-                format!("folders {}", k.iter().map(|k| format!("`{k}=`")).collect::<Vec<_>>().join("/"))
+                format!(
+                    "folders {}",
+                    k.iter()
+                        .map(|k| format!("`{k}=`"))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                )
             }
         };
         return Err(SourceError::Read {
@@ -172,7 +187,10 @@ fn hive_keys(src: &Source, files: &[Listed]) -> Result<Vec<String>, SourceError>
 
 fn infer_type<'a>(values: impl Iterator<Item = Option<&'a str>> + Clone) -> DataType {
     let present = values.flatten();
-    if present.clone().all(|v| !v.is_empty() && v.parse::<i64>().is_ok()) {
+    if present
+        .clone()
+        .all(|v| !v.is_empty() && v.parse::<i64>().is_ok())
+    {
         DataType::Int64
     } else if present
         .clone()
@@ -237,7 +255,12 @@ impl Split {
     }
 
     /// A part as a source of its own, read with `schema`.
-    pub fn part_source(&self, src: &Source, locations: &[String], schema: Option<SchemaRef>) -> Source {
+    pub fn part_source(
+        &self,
+        src: &Source,
+        locations: &[String],
+        schema: Option<SchemaRef>,
+    ) -> Source {
         Source {
             locations: locations.to_vec(),
             schema,
@@ -285,7 +308,10 @@ impl Split {
                     exprs.push(lit(value.clone()).alias(field.name()));
                 }
             }
-            let df = ctx.read_table(table).and_then(|d| d.select(exprs)).map_err(engine)?;
+            let df = ctx
+                .read_table(table)
+                .and_then(|d| d.select(exprs))
+                .map_err(engine)?;
             plans.push(Arc::new(df.into_unoptimized_plan()));
         }
         let plan = match plans.len() {
@@ -311,11 +337,20 @@ mod tests {
                 ("city".to_string(), Some("New York".to_string())),
             ]
         );
-        assert_eq!(hive_pairs("a/b=__HIVE_DEFAULT_PARTITION__/x.csv"), vec![("b".into(), None)]);
-        assert!(hive_pairs("x=1.csv").is_empty(), "a file name is not a folder");
+        assert_eq!(
+            hive_pairs("a/b=__HIVE_DEFAULT_PARTITION__/x.csv"),
+            vec![("b".into(), None)]
+        );
+        assert!(
+            hive_pairs("x=1.csv").is_empty(),
+            "a file name is not a folder"
+        );
         let ty = |v: &[Option<&str>]| infer_type(v.iter().copied());
         assert_eq!(ty(&[Some("2024"), None, Some("-1")]), DataType::Int64);
-        assert_eq!(ty(&[Some("2024-01-02"), Some("2023-12-31")]), DataType::Date32);
+        assert_eq!(
+            ty(&[Some("2024-01-02"), Some("2023-12-31")]),
+            DataType::Date32
+        );
         assert_eq!(ty(&[Some("2024-01-02"), Some("7")]), DataType::Utf8);
         assert_eq!(ty(&[Some("DE")]), DataType::Utf8);
     }

@@ -212,8 +212,11 @@ pub async fn build(
         .locations
         .iter()
         .any(|l| is_local_dir(l) || l.ends_with('/'));
-    let options = ListingOptions::new(format.clone())
-        .with_file_extension(if any_dir { ext.as_str() } else { "" });
+    let options = ListingOptions::new(format.clone()).with_file_extension(if any_dir {
+        ext.as_str()
+    } else {
+        ""
+    });
     let config = ListingTableConfig::new_with_multi_paths(urls.clone())
         .with_listing_options(options.clone());
     let inferred = match &src.schema {
@@ -253,7 +256,10 @@ pub async fn build(
 fn infer_failure(src: &Source, files: &[Listed], error: &DataFusionError) -> SourceError {
     SourceError::Read {
         name: src.name.clone(),
-        file: files.first().map(|f| f.location.clone()).unwrap_or_default(),
+        file: files
+            .first()
+            .map(|f| f.location.clone())
+            .unwrap_or_default(),
         reason: format!("cannot infer the schema: {error}"),
     }
 }

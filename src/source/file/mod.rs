@@ -6,14 +6,14 @@
 //! quarantines bad rows are read serially per file, so every row's physical line is known
 //! (see [`tolerant`]); bad rows are counted once per run (see [`badrows`]).
 
-mod find;
-mod layout;
 pub mod after_commit;
 pub mod badrows;
 mod bounded;
 mod csvread;
+mod find;
 mod jsonread;
 pub mod jsonschema;
+mod layout;
 mod lines;
 pub mod listing;
 mod locate;
@@ -33,9 +33,9 @@ use serde::Deserialize;
 
 pub use badrows::{BadRowLog, BadRowLogs, MaxBadRows};
 pub use bounded::MAX_LISTED_ENTRIES;
+use layout::Layout;
 pub use listing::{compression_from_name, list_files};
 pub use locate::BadRow;
-use layout::Layout;
 
 use super::SourceError;
 
@@ -445,11 +445,16 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         }
         if let Some(c) = self.options.layout().file_column {
             if c.trim().is_empty() {
-                cx.error("options.file_column", "`file_column` names the column to add; it is empty");
+                cx.error(
+                    "options.file_column",
+                    "`file_column` names the column to add; it is empty",
+                );
             } else if self.schema.as_ref().is_some_and(|s| s.contains_key(c)) {
                 cx.error(
                     "options.file_column",
-                    format!("`file_column: {c}` is added to the rows; do not declare it in `schema:`"),
+                    format!(
+                        "`file_column: {c}` is added to the rows; do not declare it in `schema:`"
+                    ),
                 );
             }
         }
@@ -592,8 +597,14 @@ impl<O: FileOptions> FileSourceSpec<O> {
         }
         let format = self.options.format();
         let ext = listing::folder_extension(src, format);
-        match layout::split(cx.ctx, src, &ext, self.options.layout(), &cx.pipeline.base_dir)
-            .await?
+        match layout::split(
+            cx.ctx,
+            src,
+            &ext,
+            self.options.layout(),
+            &cx.pipeline.base_dir,
+        )
+        .await?
         {
             None => self.build_whole(cx).await,
             Some(split) => self.build_split(cx, &split).await,
@@ -602,13 +613,20 @@ impl<O: FileOptions> FileSourceSpec<O> {
 
     /// Builds a source read in parts (see [`layout`]): one schema for every part (declared,
     /// or inferred over every file), one bad-row log for the source.
-    async fn build_split(&self, cx: &BuildCx<'_>, split: &layout::Split) -> Result<Built, SourceError> {
+    async fn build_split(
+        &self,
+        cx: &BuildCx<'_>,
+        split: &layout::Split,
+    ) -> Result<Built, SourceError> {
         let src = cx.source;
         let schema = match &src.schema {
             Some(declared) => split.file_schema(declared),
             None => {
                 let all = split.part_source(src, &split.all, None);
-                self.build_whole(&with_source(cx, &all)).await?.table.schema()
+                self.build_whole(&with_source(cx, &all))
+                    .await?
+                    .table
+                    .schema()
             }
         };
         let mut tables = Vec::with_capacity(split.parts.len());
