@@ -27,3 +27,4 @@ mod safety;
 mod secrets;
 mod sinks;
 mod sources;
+mod summaries;
