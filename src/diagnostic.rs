@@ -328,6 +328,17 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
+/// A hint for a column that is not there: the same name in another case, else a close
+/// name, else `None`.
+pub fn column_hint(column: &str, names: &[&str]) -> Option<String> {
+    match names.iter().find(|n| n.eq_ignore_ascii_case(column)) {
+        Some(n) => Some(format!(
+            "did you mean `{n}`? (column names are case-sensitive)"
+        )),
+        None => did_you_mean(column, names.iter().copied()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

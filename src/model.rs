@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::diagnostic::Pos;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use indexmap::IndexMap;
@@ -16,6 +17,8 @@ use crate::spec::source::OnBadRow;
 use crate::spec::{
     CheckSeverity, ConnectionSpec, EngineSpec, RelativeTo, SinkSpec, SourceSpec, TestSpec,
 };
+use crate::template::{Trace, offset_of};
+use crate::yaml::TextPlaces;
 
 /// Where an SQL text came from, to turn SQL positions into file positions.
 #[derive(Debug, Clone)]
@@ -24,21 +27,48 @@ pub struct SqlOrigin {
     pub file: PathBuf,
     /// The YAML path of the SQL value, when it is in the pipeline file.
     pub yaml_path: Option<String>,
-    /// File line of the SQL's first line.
-    pub line: usize,
-    /// File column of the SQL's first character on its first line.
-    pub col: usize,
-    /// Column added to positions on later lines (a block's indentation).
-    pub indent: usize,
+    /// How positions in the SQL map to the file.
+    pub places: Arc<SqlPlaces>,
+}
+
+/// How a position in (rendered) SQL maps to the file it was written in.
+#[derive(Debug)]
+pub enum SqlPlaces {
+    /// The SQL's positions are the file's own (SQL the program generated).
+    Identity,
+    /// Through the template that rendered the SQL, if it was one, then through the text's
+    /// places in the file (a YAML scalar's style, or an SQL file's own lines).
+    Mapped {
+        /// The SQL as rendered.
+        sql: String,
+        /// Where each part of the rendered SQL came from in the template.
+        trace: Option<Arc<Trace>>,
+        /// Where each character of the template (or of the SQL, without one) is in the file.
+        text: TextPlaces,
+    },
 }
 
 impl SqlOrigin {
-    /// Maps a 1-based (line, column) inside the SQL to the file.
-    pub fn map(&self, line: usize, col: usize) -> crate::diagnostic::Pos {
-        if line <= 1 {
-            crate::diagnostic::Pos::new(self.line, self.col + col.saturating_sub(1))
-        } else {
-            crate::diagnostic::Pos::new(self.line + line - 1, self.indent + col)
+    /// SQL whose positions are the file's own.
+    pub fn identity(file: PathBuf) -> Self {
+        Self {
+            file,
+            yaml_path: None,
+            places: Arc::new(SqlPlaces::Identity),
+        }
+    }
+
+    /// Maps a 1-based (line, column) inside the SQL to the file. A position inside text an
+    /// expression (`{{ ... }}`) wrote maps to that expression: its line is right, and its
+    /// column is the expression's, since the text has no place of its own in the file.
+    pub fn map(&self, line: usize, col: usize) -> Pos {
+        match &*self.places {
+            SqlPlaces::Identity => Pos::new(line.max(1), col.max(1)),
+            SqlPlaces::Mapped { sql, trace, text } => {
+                let out = offset_of(sql, line, col);
+                let src = trace.as_ref().map_or(out, |t| t.source_offset(out));
+                text.pos_of(src)
+            }
         }
     }
 }

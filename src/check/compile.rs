@@ -7,7 +7,7 @@ use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::{Expr, LogicalPlan, cast, lit, not};
 use datafusion::prelude::{DataFrame, SessionContext, ident};
 
-use crate::diagnostic::{Diagnostic, Pos, did_you_mean};
+use crate::diagnostic::{Diagnostic, Pos};
 use crate::model::{Check, CheckKind, CheckSql, Pipeline, SqlOrigin};
 
 /// A check planned against a session's tables, ready to run.
@@ -120,13 +120,7 @@ async fn base(ctx: &SessionContext, p: &Pipeline, c: &Check) -> Result<DataFrame
         }
     }
     // Positions in the generated query are its own; `place` maps them into the file.
-    let identity = SqlOrigin {
-        file: p.file.clone(),
-        yaml_path: None,
-        line: 1,
-        col: 1,
-        indent: 0,
-    };
+    let identity = SqlOrigin::identity(p.file.clone());
     crate::plan::plan_sql(ctx, &q.sql, &identity)
         .await
         .map_err(|d| q.place(d, p, c))
@@ -242,11 +236,8 @@ fn has_columns(
         if names.contains(&col.as_str()) {
             continue;
         }
-        let help = match names.iter().find(|n| n.eq_ignore_ascii_case(col)) {
-            Some(n) => format!("did you mean `{n}`? (column names are case-sensitive)"),
-            None => did_you_mean(col, names.iter().copied())
-                .unwrap_or_else(|| format!("columns of `{table}`: {}", names.join(", "))),
-        };
+        let help = crate::diagnostic::column_hint(col, &names)
+            .unwrap_or_else(|| format!("columns of `{table}`: {}", names.join(", ")));
         return Err(placed(p, c, format!("`{col}` is not a column of `{table}`")).with_help(help));
     }
     Ok(())

@@ -7,10 +7,11 @@
 
 mod vars;
 
-use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use indexmap::IndexMap;
@@ -18,8 +19,8 @@ use indexmap::IndexMap;
 use crate::connector::{PLANNED_SINKS, PLANNED_SOURCES, SINKS, SOURCES, sink_entry, source_entry};
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::spec::{PipelineSpec, SinkSpec, SourceSpec};
-use crate::template::{EnvMode, Globals, TemplateError, Templater};
-use crate::yaml::{self, DeError, Kind, Node, Style, from_node, join};
+use crate::template::{EnvMode, Globals, TemplateError, Templater, Trace};
+use crate::yaml::{self, DeError, FileText, Kind, Node, TextPlaces, from_node, join};
 
 /// The keys a pipeline file may have at the top.
 pub const TOP_KEYS: &[&str] = &[
@@ -108,6 +109,13 @@ pub struct Loaded {
     pub run_id: String,
     /// The renderer, for `sql_file` contents.
     pub templater: Templater,
+    /// The file's text, to map positions inside values back to it.
+    pub text: FileText,
+    /// For each value that was a template: where each part of its rendered text came from.
+    pub traces: HashMap<String, Arc<Trace>>,
+    /// The YAML paths of values whose template failed (their error is reported; they are
+    /// left as written, so nothing else should read them).
+    pub failed_templates: HashSet<String>,
     /// Problems met while loading: warnings, and with [`load_lenient`] errors too.
     pub warnings: Diagnostics,
 }
@@ -125,6 +133,11 @@ impl Loaded {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// True when the value at a YAML path is a template that failed to render.
+    pub fn template_failed(&self, path: &str) -> bool {
+        self.failed_templates.contains(path)
     }
 
     /// The place of a YAML path in the file.
@@ -164,7 +177,7 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
 /// errors are in `warnings`, so later stages can still report their own problems.
 pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let root = read_root(file)?;
+    let (text, root) = read_root(file)?;
     let base_dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -188,6 +201,9 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
     let cx = Cx {
         file,
         exhausted_reported: Cell::new(false),
+        text,
+        traces: RefCell::default(),
+        failed: RefCell::default(),
     };
 
     let var_nodes = vars::collect_var_nodes(&root, opts, &cx, &mut diags);
@@ -215,12 +231,15 @@ pub fn load_lenient(file: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnosti
         vars,
         run_id: opts.run_id.clone(),
         templater,
+        traces: cx.traces.take(),
+        failed_templates: cx.failed.take(),
+        text: cx.text,
         warnings,
     })
 }
 
-/// Reads and parses a pipeline file into its node tree, which must be a mapping.
-fn read_root(file: &Path) -> Result<Node, Diagnostics> {
+/// Reads and parses a pipeline file into its text and node tree, which must be a mapping.
+fn read_root(file: &Path) -> Result<(FileText, Node), Diagnostics> {
     let one = |d: Diagnostic| {
         let mut ds = Diagnostics::default();
         ds.push(d.in_file(file));
@@ -243,13 +262,19 @@ fn read_root(file: &Path) -> Result<Node, Diagnostics> {
             .at(Some(root.pos)),
         ));
     }
-    Ok(root)
+    Ok((FileText::new(&text), root))
 }
 
 pub(super) struct Cx<'a> {
     file: &'a Path,
     /// Whether the templates' used-up budget was reported (it is, once).
     exhausted_reported: Cell<bool>,
+    /// The file's text.
+    text: FileText,
+    /// Traces of the values rendered so far, by YAML path.
+    traces: RefCell<HashMap<String, Arc<Trace>>>,
+    /// YAML paths whose template failed.
+    failed: RefCell<HashSet<String>>,
 }
 
 impl Cx<'_> {
@@ -270,12 +295,14 @@ impl Cx<'_> {
 
     /// A template error placed at its value; `None` for a repeat of "the budget is used up".
     fn template_error(&self, e: TemplateError, node: &Node, path: &str) -> Option<Diagnostic> {
+        self.failed.borrow_mut().insert(path.to_string());
         if e.exhausted && self.exhausted_reported.replace(true) {
             return None;
         }
-        let pos = match (e.line, &node.kind) {
-            (Some(l), Kind::Scalar(_, Style::Literal | Style::Folded)) if l > 1 => {
-                Pos::new(node.text_pos.line + l - 1, node.text_pos.col)
+        // The error's place in the template's text, through the scalar's style.
+        let pos = match (e.offset, &node.kind) {
+            (Some(offset), Kind::Scalar(raw, style)) => {
+                TextPlaces::of_scalar(&self.text, node.pos, *style, raw).pos_of(offset)
             }
             _ => node.text_pos,
         };
@@ -308,11 +335,18 @@ fn render_node(node: &mut Node, t: &Templater, cx: &Cx, path: &str, diags: &mut 
         Kind::Scalar(s, style) => {
             // Per-item templates of HTTP sources are rendered per item, by validation.
             if Templater::is_template(s) && !crate::source::http::defers_rendering(path, s, t) {
-                match t.render(s) {
-                    Ok(r) => *s = r,
+                match t.render_traced(s) {
+                    Ok((r, trace)) => {
+                        if let Some(trace) = trace {
+                            cx.traces
+                                .borrow_mut()
+                                .insert(path.to_string(), Arc::new(trace));
+                        }
+                        *s = r;
+                    }
                     Err(e) => {
                         let place = Node {
-                            kind: Kind::Scalar(String::new(), *style),
+                            kind: Kind::Scalar(s.clone(), *style),
                             pos: node.pos,
                             text_pos: node.text_pos,
                             indent: node.indent,

@@ -326,11 +326,44 @@ pub fn sql_diagnostic(err: &DataFusionError, origin: &SqlOrigin, sql: &str) -> D
         .at_path(origin.yaml_path.clone().unwrap_or_default());
     if let Some(help) = err.diagnostic().and_then(|d| d.helps.first()) {
         d = d.with_help(help.message.clone());
+    } else if let Some((column, names)) = field_not_found(err) {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let help = crate::diagnostic::column_hint(&column, &names).unwrap_or_else(|| {
+            format!(
+                "columns here: {}",
+                crate::diagnostic::name_list(names.iter().copied())
+            )
+        });
+        if let Some(valid) = message.split_once("Valid fields are ") {
+            d.message = format!("SQL error: {}", valid.0.trim().trim_end_matches('.'));
+        }
+        d = d.with_help(help);
     } else if let Some(valid) = message.split_once("Valid fields are ") {
         d.message = format!("SQL error: {}", valid.0.trim().trim_end_matches('.'));
         d = d.with_help(format!("columns here: {}", valid.1.trim_end_matches('.')));
     }
     d
+}
+
+/// The column an error says is not there, and the columns in scope (unqualified, each once).
+fn field_not_found(err: &DataFusionError) -> Option<(String, Vec<String>)> {
+    let mut e: &dyn std::error::Error = err;
+    loop {
+        if let Some(datafusion::common::SchemaError::FieldNotFound {
+            field,
+            valid_fields,
+        }) = e.downcast_ref::<datafusion::common::SchemaError>()
+        {
+            let mut names: Vec<String> = Vec::new();
+            for c in valid_fields {
+                if !names.contains(&c.name) {
+                    names.push(c.name.clone());
+                }
+            }
+            return Some((field.name.clone(), names));
+        }
+        e = e.source()?;
+    }
 }
 
 /// Strips DataFusion's error prefixes, and says engine and object-store failures the way
@@ -370,9 +403,13 @@ pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Dia
 }
 
 fn engine_diag(pipeline: &Pipeline, yaml_path: &str, e: &DataFusionError) -> Diagnostic {
-    let mut d = crate::engine_error::polish(Diagnostic::error(e.to_string()))
+    let explained = crate::engine_error::explain(&e.to_string());
+    let mut d = Diagnostic::error(explained.message)
         .in_file(&pipeline.file)
         .at_path(yaml_path);
     d.pos = pipeline.pos(yaml_path);
-    d
+    match explained.help {
+        Some(help) => d.with_help(help),
+        None => d,
+    }
 }

@@ -13,6 +13,8 @@ pub struct TemplateError {
     pub message: String,
     /// 1-based line inside the template text, if known.
     pub line: Option<usize>,
+    /// Byte offset inside the template text where the problem is, if known.
+    pub offset: Option<usize>,
     /// A hint.
     pub help: Option<String>,
     /// True when the template was not rendered because the pipeline's templates used up
@@ -71,6 +73,7 @@ impl Templater {
         TemplateError {
             message,
             line: err.line(),
+            offset: err.range().map(|r| r.start),
             help,
             exhausted: false,
         }
@@ -83,6 +86,7 @@ impl TemplateError {
         Self {
             message,
             line: None,
+            offset: None,
             help: Some(format!(
                 "templates are for values, not computation: one value may run {MAX_FUEL} instructions and render {}",
                 size_text(MAX_OUTPUT)
@@ -96,6 +100,7 @@ impl TemplateError {
         Self {
             message,
             line: None,
+            offset: None,
             help: None,
             exhausted: true,
         }

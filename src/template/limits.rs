@@ -15,6 +15,8 @@ use std::sync::{Mutex, Once};
 use minijinja::value::{Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
+use super::trace::Recorder;
+
 /// Instructions one rendered value may execute (each loop iteration costs a few).
 pub const MAX_FUEL: u64 = 1_000_000;
 /// Instructions all the templates of one pipeline may execute together.
@@ -135,14 +137,17 @@ pub(super) struct BoundedWriter {
     pub(super) buf: Vec<u8>,
     limit: usize,
     pub(super) exceeded: bool,
+    /// Where each write came from (see [`super::trace`]).
+    pub(super) recorder: Recorder,
 }
 
 impl BoundedWriter {
-    pub(super) fn new(limit: usize) -> Self {
+    pub(super) fn new(limit: usize, source: &str) -> Self {
         Self {
             buf: Vec::new(),
             limit,
             exceeded: false,
+            recorder: Recorder::new(source),
         }
     }
 }
@@ -153,6 +158,7 @@ impl io::Write for BoundedWriter {
             self.exceeded = true;
             return Err(io::Error::other("template output limit reached"));
         }
+        self.recorder.write(self.buf.len(), data);
         self.buf.extend_from_slice(data);
         Ok(data.len())
     }

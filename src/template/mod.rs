@@ -12,6 +12,7 @@ mod error;
 mod functions;
 pub mod limits;
 mod scope;
+mod trace;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ pub use dates::{DS_YEARS, parse_ds};
 pub use error::TemplateError;
 use limits::{BoundedWriter, Budget, MAX_FUEL, MAX_OUTPUT, size_text};
 use scope::{RESERVED, Scope};
+pub use trace::{Trace, offset_of};
 
 /// How `env()` treats a variable that is unset and has no default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,14 +144,21 @@ impl Templater {
 
     /// Renders one string. Text without template syntax is returned as it is.
     pub fn render(&self, text: &str) -> Result<String, TemplateError> {
+        self.render_traced(text).map(|(out, _)| out)
+    }
+
+    /// Renders one string, with the [`Trace`] of where each part of the output came from
+    /// (`None` for text without template syntax, returned as it is).
+    pub fn render_traced(&self, text: &str) -> Result<(String, Option<Trace>), TemplateError> {
         if !Self::is_template(text) {
-            return Ok(text.to_string());
+            return Ok((text.to_string(), None));
         }
-        let (out, _) = self.run(text)?;
-        String::from_utf8(out).map_err(|_| {
+        let (out, _, trace) = self.run(text)?;
+        let out = String::from_utf8(out).map_err(|_| {
             self.budget.fail();
             TemplateError::limit("the template rendered text that is not UTF-8".into())
-        })
+        })?;
+        Ok((out, Some(trace)))
     }
 
     /// Renders a string that should produce a value (a var): a template that is exactly one
@@ -166,7 +175,9 @@ impl Templater {
             return self.render(text).map(Value::from);
         };
         let source = format!("{{% set {VALUE_SLOT} = {} %}}", expr.trim());
-        let (_, value) = self.run(&source).map_err(|mut e| {
+        let (_, value, _) = self.run(&source).map_err(|mut e| {
+            // A place in the wrapped source is no place in the value's text.
+            e.offset = None;
             if e.message.starts_with("template syntax error") {
                 e.message = e.message.replace(VALUE_SLOT, "value");
             }
@@ -187,13 +198,13 @@ impl Templater {
         }
     }
 
-    /// Runs a template within the limits; returns its output and the value it set in
-    /// [`VALUE_SLOT`], if any.
-    fn run(&self, text: &str) -> Result<(Vec<u8>, Option<Value>), TemplateError> {
+    /// Runs a template within the limits; returns its output, the value it set in
+    /// [`VALUE_SLOT`], if any, and where the output came from.
+    fn run(&self, text: &str) -> Result<(Vec<u8>, Option<Value>, Trace), TemplateError> {
         if let Some(reason) = self.budget.exhausted() {
             return Err(TemplateError::exhausted(reason));
         }
-        let mut out = BoundedWriter::new(MAX_OUTPUT);
+        let mut out = BoundedWriter::new(MAX_OUTPUT, text);
         let rendered = limits::no_panic(|| {
             let tmpl = self.env.template_from_str(text)?;
             let captured = tmpl.render_captured_to(self.scope(), &mut out)?;
@@ -205,7 +216,7 @@ impl Templater {
             Ok(Ok((fuel, value))) => {
                 return match self.budget.spend(fuel, out.buf.len()) {
                     Some(reason) => Err(TemplateError::exhausted(reason)),
-                    None => Ok((out.buf, value)),
+                    None => Ok((out.buf, value, out.recorder.finish(text))),
                 };
             }
             Ok(Err(_)) if out.exceeded => TemplateError::limit(format!(
@@ -235,7 +246,7 @@ mod tests {
     use super::*;
     use crate::secrets;
 
-    fn templater() -> Templater {
+    pub(super) fn templater() -> Templater {
         Templater::new(
             &Globals {
                 ds: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),

@@ -123,6 +123,10 @@ fn check(
     };
     let mut ok = true;
     for sql in filter.iter().chain(exprs) {
+        if loaded.template_failed(sql.origin.yaml_path.as_deref().unwrap_or_default()) {
+            ok = false; // the template error is the one to report
+            continue;
+        }
         match expr_reads(sql, &name, relations) {
             Ok(tables) => {
                 for t in tables {
@@ -317,7 +321,12 @@ fn expr_reads(sql: &CheckSql, check: &str, relations: &[&str]) -> Result<Vec<Str
             .filter(|(l, _)| *l > 1)
             .map(|(l, c)| sql.origin.map(l - 1, c))
             .unwrap_or_else(|| sql.origin.map(1, 1));
-        let help = did_you_mean(&table, relations.iter().copied()).unwrap_or_else(|| {
+        let ctes = super::sql::cte_names(&stmt);
+        let candidates = ctes
+            .iter()
+            .map(String::as_str)
+            .chain(relations.iter().copied());
+        let help = did_you_mean(&table, candidates).unwrap_or_else(|| {
             format!(
                 "checks can read the pipeline's sources and transforms: {}",
                 relations.join(", ")

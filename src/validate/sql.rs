@@ -2,16 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement};
-use datafusion::sql::sqlparser::ast::Spanned;
+use datafusion::sql::sqlparser::ast::{Query, Spanned, Visit, Visitor};
 use indexmap::IndexMap;
 
 use super::resolve_local;
 use crate::diagnostic::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::load::Loaded;
-use crate::model::{SqlOrigin, Transform};
-use crate::yaml::Style;
+use crate::model::{SqlOrigin, SqlPlaces, Transform};
+use crate::yaml::{Style, TextPlaces};
 
 /// Parses one SQL statement; on failure, a diagnostic placed in the file.
 pub fn parse_sql(sql: &str, origin: &SqlOrigin) -> Result<Statement, Diagnostic> {
@@ -112,21 +113,46 @@ pub fn table_refs(stmt: &Statement) -> Vec<(String, Option<(usize, usize)>)> {
     out
 }
 
-/// Where an SQL value sits in the pipeline file.
-pub(super) fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
-    let (line, col, indent) = match loaded.index.get(path) {
-        Some(p) if matches!(p.style, Some(Style::Literal | Style::Folded)) => {
-            (p.text_pos.line, p.text_pos.col, p.indent)
+/// The names of the CTEs (`WITH name AS (...)`) a statement defines, at any depth.
+pub fn cte_names(stmt: &Statement) -> Vec<String> {
+    struct Ctes(Vec<String>);
+    impl Visitor for Ctes {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                self.0
+                    .extend(with.cte_tables.iter().map(|c| c.alias.name.value.clone()));
+            }
+            ControlFlow::Continue(())
         }
-        Some(p) => (p.text_pos.line, p.text_pos.col, 0),
-        None => (1, 1, 0),
+    }
+    let mut ctes = Ctes(Vec::new());
+    if let Statement::Statement(s) = stmt {
+        let _ = s.visit(&mut ctes);
+    }
+    ctes.0
+}
+
+/// Where an SQL value sits in the pipeline file: through its template, if it was one, and
+/// through the YAML scalar's style.
+pub(super) fn origin_in_yaml(loaded: &Loaded, path: &str) -> SqlOrigin {
+    let sql = crate::yaml::lookup(&loaded.root, path)
+        .and_then(|n| n.as_str())
+        .unwrap_or_default();
+    let trace = loaded.traces.get(path).cloned();
+    let raw = trace.as_ref().map_or(sql, |t| t.source());
+    let text = match loaded.index.get(path) {
+        Some(p) => TextPlaces::of_scalar(&loaded.text, p.pos, p.style.unwrap_or(Style::Plain), raw),
+        None => TextPlaces::at(raw, Pos::new(1, 1)),
     };
     SqlOrigin {
         file: loaded.file.clone(),
         yaml_path: Some(path.to_string()),
-        line,
-        col,
-        indent,
+        places: Arc::new(SqlPlaces::Mapped {
+            sql: sql.to_string(),
+            trace,
+            text,
+        }),
     }
 }
 
@@ -137,6 +163,9 @@ pub(super) fn transform(
     relations: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<Transform> {
+    if loaded.template_failed(&format!("transforms.{name}.sql")) {
+        return None; // its template error is reported; the unrendered text is no SQL
+    }
     let (sql, origin) = transform_sql(loaded, name, spec)
         .map_err(|d| diags.push(d))
         .ok()?;
@@ -163,7 +192,13 @@ pub(super) fn transform(
             ))));
             continue;
         }
-        let help = did_you_mean(&table, relations.iter().copied()).unwrap_or_else(|| {
+        // What the query could mean: its own CTEs first, then the pipeline's relations.
+        let in_scope = cte_names(&stmt);
+        let candidates = in_scope
+            .iter()
+            .map(String::as_str)
+            .chain(relations.iter().copied());
+        let help = did_you_mean(&table, candidates).unwrap_or_else(|| {
             format!(
                 "SQL can read the pipeline's sources and transforms: {}",
                 crate::diagnostic::name_list(relations.iter().copied())
@@ -204,22 +239,24 @@ fn transform_sql(
                     format!("cannot read SQL file {}: {e}", path.display()),
                 )
             })?;
-            let rendered = loaded.templater.render(&text).map_err(|e| {
-                let line = e.line.unwrap_or(1);
-                e.into_diagnostic()
-                    .in_file(&path)
-                    .at(Some(Pos::new(line, 1)))
+            let places = TextPlaces::of_file(&text);
+            let (rendered, trace) = loaded.templater.render_traced(&text).map_err(|e| {
+                let pos = match (e.offset, e.line) {
+                    (Some(offset), _) => places.pos_of(offset),
+                    (None, line) => Pos::new(line.unwrap_or(1), 1),
+                };
+                e.into_diagnostic().in_file(&path).at(Some(pos))
             })?;
-            Ok((
-                rendered,
-                SqlOrigin {
-                    file: path,
-                    yaml_path: None,
-                    line: 1,
-                    col: 1,
-                    indent: 0,
-                },
-            ))
+            let origin = SqlOrigin {
+                file: path,
+                yaml_path: None,
+                places: Arc::new(SqlPlaces::Mapped {
+                    sql: rendered.clone(),
+                    trace: trace.map(Arc::new),
+                    text: places,
+                }),
+            };
+            Ok((rendered, origin))
         }
         _ => Err(loaded.error_at_key(
             &yaml_path,

@@ -4,10 +4,12 @@
 mod de;
 mod index;
 mod node;
+mod places;
 
 pub use de::{DeError, NodeDe, from_node, from_node_skipping, join};
 pub use index::{Index, Place};
 pub use node::{Kind, MAX_ALIAS_NODES, MAX_DEPTH, Node, Style, SyntaxError, is_null_text, parse};
+pub use places::{FileText, TextPlaces};
 
 /// Follows a dotted path (`sources.sales.path`, `checks.daily[1].expect`) down a node tree.
 pub fn lookup<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {

@@ -22,6 +22,7 @@ mod layouts;
 mod mysql;
 mod object_store;
 mod pipeline_tests;
+mod positions;
 mod postgres;
 mod safety;
 mod secrets;

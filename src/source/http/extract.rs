@@ -1,20 +1,16 @@
 //! Records out of a response body, as newline-delimited JSON (or the CSV as it came) ready
 //! for the Arrow decoder, plus what pagination needs (a next cursor, a next URL).
 //!
-//! JSON bodies are checked in one pass that builds nothing (`IgnoredAny`), then walked
-//! without building a tree: objects are split into their entries' text, so a record is
-//! copied as it is unless it has to be flattened or assembled from parallel arrays
-//! (`{"time": [...], "temp": [...]}` → one record per index).
+//! A JSON body is read in one pass that builds no tree (`json_scan`): it is checked as it
+//! is walked, and each record is copied as it is written, unless it has to be flattened or
+//! assembled from parallel arrays (`{"time": [...], "temp": [...]}` → one record per index).
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::IgnoredAny;
 
-/// The text of one JSON value inside a checked body (no surrounding whitespace).
-type RawValue = str;
-
 use super::config::ResponseFormat;
+use super::json_scan::{self, Cursor, Invalid, Key, Scan};
 
 /// How to read bodies.
 #[derive(Debug, Clone)]
@@ -95,27 +91,41 @@ impl Extractor {
         }
     }
 
+    /// One pass over the body checks it and writes the records; the other paths' values
+    /// (cursor, next URL) are picked up on the way.
     fn json(&self, body: &[u8]) -> Result<Extracted, ExtractError> {
         let text = utf8(body)?;
-        serde_json::from_str::<IgnoredAny>(text).map_err(|e| json_error(text, 0, &e))?;
-        let root: &RawValue = text.trim();
         let mut out = Extracted::default();
-        if let Some(path) = &self.cursor_path {
-            out.cursor = find(root, path)?
-                .map(|raw| serde_json::from_str::<serde_json::Value>(raw).unwrap_or_default())
-                .filter(|v| !v.is_null() && v.as_str() != Some(""));
-        }
-        if let Some(path) = &self.next_url_path {
-            out.next_url = find(root, path)?
-                .and_then(|raw| serde_json::from_str::<Option<String>>(raw).ok().flatten())
-                .filter(|s| !s.is_empty());
-        }
-        // A missing path is a mistake (a typo, usually); a null one holds no records.
-        let records = match lookup(root, &self.records)? {
-            Some(r) => r,
-            None => return Err(missing(root, &self.records)),
+        let mut walk = Walk {
+            ex: self,
+            paths: [
+                Some(self.records.as_slice()),
+                self.cursor_path.as_deref(),
+                self.next_url_path.as_deref(),
+            ],
+            found: [None; 3],
+            streamed: None,
+            out: &mut out.out,
         };
-        out.records = self.write_records(records, &mut out.out)?;
+        let mut cur = Cursor::new(text);
+        walk.node(&mut cur, 0, 0b111)
+            .and_then(|()| cur.end())
+            .map_err(|e| invalid(text, 0, e))?;
+        let [records, cursor, next_url] = walk.found;
+        let streamed = walk.streamed;
+        out.cursor = cursor
+            .filter(|raw| first_byte(raw) != b'n')
+            .map(|raw| serde_json::from_str::<serde_json::Value>(raw).unwrap_or_default())
+            .filter(|v| !v.is_null() && v.as_str() != Some(""));
+        out.next_url = next_url
+            .and_then(|raw| serde_json::from_str::<Option<String>>(raw).ok().flatten())
+            .filter(|s| !s.is_empty());
+        out.records = match (streamed, records) {
+            (Some(n), _) => n,
+            (None, Some(raw)) => self.write_records(raw, &mut out.out)?,
+            // A missing path is a mistake (a typo, usually); a null one holds no records.
+            (None, None) => return Err(missing(text.trim(), &self.records)),
+        };
         Ok(out)
     }
 
@@ -126,10 +136,13 @@ impl Extractor {
         for line in text.split_inclusive('\n') {
             let trimmed = line.trim();
             if !trimmed.is_empty() {
-                serde_json::from_str::<IgnoredAny>(trimmed).map_err(|e| {
-                    json_error(text, offset + (line.len() - line.trim_start().len()), &e)
-                })?;
-                self.write_record(trimmed, &mut out.out)?;
+                let mut cur = Cursor::new(trimmed);
+                self.record(&mut cur, &mut out.out)
+                    .and_then(|()| cur.end())
+                    .map_err(|e| {
+                        let lead = line.len() - line.trim_start().len();
+                        invalid(&text[..offset + lead + trimmed.len()], offset + lead, e)
+                    })?;
                 out.records += 1;
             }
             offset += line.len();
@@ -137,26 +150,20 @@ impl Extractor {
         Ok(out)
     }
 
-    /// Writes the records at `raw`: a list, an object of parallel arrays, one object, or
-    /// nothing for `null`. Returns how many.
-    fn write_records(&self, raw: &RawValue, out: &mut Vec<u8>) -> Result<usize, ExtractError> {
+    /// Writes the records at `raw` (checked already): a list, an object of parallel arrays,
+    /// one object, or nothing for `null`. Returns how many.
+    fn write_records(&self, raw: &str, out: &mut Vec<u8>) -> Result<usize, ExtractError> {
+        let checked = |r: Scan<usize>| r.map_err(|e| invalid(raw, 0, e));
         match first_byte(raw) {
-            b'[' => {
-                let items = elements(raw);
-                for item in &items {
-                    self.write_record(item, out)?;
-                }
-                Ok(items.len())
-            }
+            b'[' => checked(self.records_at(&mut Cursor::new(raw), out)),
             b'{' => {
-                let entries = entries(raw);
+                let entries = json_scan::entries(raw);
                 let arrays =
                     !entries.is_empty() && entries.iter().all(|(_, v)| first_byte(v) == b'[');
                 if arrays {
                     self.write_parallel(&entries, out)
                 } else {
-                    self.write_record(raw, out)?;
-                    Ok(1)
+                    checked(self.record(&mut Cursor::new(raw), out).map(|()| 1))
                 }
             }
             b'n' => Ok(0),
@@ -167,74 +174,169 @@ impl Extractor {
         }
     }
 
+    /// Writes the records of the list at the cursor; returns how many.
+    fn records_at(&self, cur: &mut Cursor<'_>, out: &mut Vec<u8>) -> Scan<usize> {
+        let mut n = 0;
+        cur.array(|cur| {
+            n += 1;
+            self.record(cur, out)
+        })?;
+        Ok(n)
+    }
+
     /// `{"a": [1, 2], "b": [3, 4]}` → `{"a":1,"b":3}` and `{"a":2,"b":4}`.
     fn write_parallel(&self, e: &Entries<'_>, out: &mut Vec<u8>) -> Result<usize, ExtractError> {
-        let columns: Vec<(&str, Vec<&RawValue>)> =
-            e.iter().map(|(k, v)| (k.as_ref(), elements(v))).collect();
+        let columns: Vec<(&Key<'_>, Vec<&str>)> =
+            e.iter().map(|(k, v)| (k, json_scan::elements(v))).collect();
         let n = columns[0].1.len();
         if let Some((k, v)) = columns.iter().find(|(_, v)| v.len() != n) {
             return Err(ExtractError::Shape(format!(
-                "parallel arrays of different lengths: `{}` has {n} values, `{k}` has {}",
-                columns[0].0,
+                "parallel arrays of different lengths: `{}` has {n} values, `{}` has {}",
+                columns[0].0.decoded(),
+                k.decoded(),
                 v.len()
             )));
         }
+        let mut prefix = String::new();
         for i in 0..n {
             out.push(b'{');
             let mut first = true;
             for (k, values) in &columns {
-                self.write_field(k, values[i], &mut first, out)?;
+                let mut cur = Cursor::new(values[i]);
+                self.field(&mut cur, &mut prefix, k.raw, &mut first, out)
+                    .map_err(|e| invalid(values[i], 0, e))?;
             }
             out.extend_from_slice(b"}\n");
         }
         Ok(n)
     }
 
-    /// One record: an object (flattened if asked), or `{"value": x}` for anything else.
-    fn write_record(&self, raw: &RawValue, out: &mut Vec<u8>) -> Result<(), ExtractError> {
-        if first_byte(raw) != b'{' {
+    /// One record at the cursor, written as one line: an object as it is (or flattened),
+    /// anything else as `{"value": x}`.
+    fn record(&self, cur: &mut Cursor<'_>, out: &mut Vec<u8>) -> Scan<()> {
+        if cur.ws() != b'{' {
             out.extend_from_slice(b"{\"value\":");
-            out.extend_from_slice(raw.as_bytes());
+            out.extend_from_slice(cur.value()?.as_bytes());
             out.extend_from_slice(b"}\n");
             return Ok(());
         }
         if self.flatten.is_none() {
-            out.extend_from_slice(raw.as_bytes());
+            out.extend_from_slice(cur.value()?.as_bytes());
             out.push(b'\n');
             return Ok(());
         }
         out.push(b'{');
         let mut first = true;
-        for (k, v) in entries(raw) {
-            self.write_field(&k, v, &mut first, out)?;
-        }
+        let mut prefix = String::new();
+        cur.object(|cur, key| self.field(cur, &mut prefix, key.raw, &mut first, out))?;
         out.extend_from_slice(b"}\n");
         Ok(())
     }
 
-    /// `"key":value`, or the nested object's fields under `key_` when flattening.
-    fn write_field(
+    /// `"key":value` for the value at the cursor, or a nested object's fields under
+    /// `key_` when flattening. `prefix` and `key` are JSON string contents (escapes as
+    /// written), so names are copied, never decoded and re-encoded.
+    fn field(
         &self,
+        cur: &mut Cursor<'_>,
+        prefix: &mut String,
         key: &str,
-        v: &RawValue,
         first: &mut bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), ExtractError> {
+    ) -> Scan<()> {
         if let Some(sep) = &self.flatten
-            && first_byte(v) == b'{'
+            && cur.ws() == b'{'
         {
-            for (k, inner) in entries(v) {
-                self.write_field(&format!("{key}{sep}{k}"), inner, first, out)?;
-            }
+            let len = prefix.len();
+            prefix.push_str(key);
+            push_escaped(prefix, sep);
+            cur.object(|cur, k| self.field(cur, prefix, k.raw, first, out))?;
+            prefix.truncate(len);
             return Ok(());
         }
+        let value = cur.value()?;
         if !*first {
             out.push(b',');
         }
         *first = false;
-        serde_json::to_writer(&mut *out, key).map_err(|e| ExtractError::Shape(e.to_string()))?;
-        out.push(b':');
-        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+}
+
+/// Appends `s` as JSON string content (escaped, without quotes).
+fn push_escaped(to: &mut String, s: &str) {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    to.push_str(&quoted[1..quoted.len() - 1]);
+}
+
+/// The paths a body is walked for: the records, the next cursor, the next URL.
+const RECORDS: usize = 0;
+
+/// One walk over a JSON body: finds the values at the paths, and streams the records out
+/// when they are a list.
+struct Walk<'e, 'a> {
+    ex: &'e Extractor,
+    /// The records', cursor's and next URL's paths (`None`: not asked for).
+    paths: [Option<&'e [String]>; 3],
+    /// The text of the value found at each path (the first, if keys repeat).
+    found: [Option<&'a str>; 3],
+    /// How many records were written as the list was walked.
+    streamed: Option<usize>,
+    out: &'e mut Vec<u8>,
+}
+
+impl<'a> Walk<'_, 'a> {
+    /// Walks the value at the cursor, `depth` keys down, for the paths in `mask` (bits).
+    fn node(&mut self, cur: &mut Cursor<'a>, depth: usize, mask: u8) -> Scan<()> {
+        let (mut here, mut below) = (0u8, 0u8);
+        for (t, path) in self.paths.iter().enumerate() {
+            let open = self.found[t].is_none() && (t != RECORDS || self.streamed.is_none());
+            match path {
+                Some(p) if open && mask & (1 << t) != 0 => {
+                    if p.len() == depth {
+                        here |= 1 << t;
+                    } else {
+                        below |= 1 << t;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if here == 1 << RECORDS && below == 0 && cur.ws() == b'[' {
+            self.streamed = Some(self.ex.records_at(cur, self.out)?);
+        } else if here != 0 {
+            // Asked for itself (and perhaps for what is inside: looked up in its text).
+            let raw = cur.value()?;
+            for (t, path) in self.paths.iter().enumerate() {
+                if here & (1 << t) != 0 {
+                    self.found[t] = Some(raw);
+                } else if below & (1 << t) != 0 {
+                    self.found[t] = path.and_then(|p| lookup(raw, &p[depth..]));
+                }
+            }
+        } else if below != 0 && cur.ws() == b'{' {
+            cur.object(|cur, key| {
+                let name = key.decoded();
+                let mut sub = 0u8;
+                for (t, path) in self.paths.iter().enumerate() {
+                    if below & (1 << t) != 0 && path.is_some_and(|p| p[depth] == name) {
+                        sub |= 1 << t;
+                    }
+                }
+                if sub == 0 {
+                    cur.value().map(drop)
+                } else {
+                    self.node(cur, depth + 1, sub)
+                }
+            })?;
+        } else {
+            cur.value()?;
+        }
         Ok(())
     }
 }
@@ -285,6 +387,25 @@ fn utf8(body: &[u8]) -> Result<&str, ExtractError> {
     })
 }
 
+/// Why a text the scanner refused is not JSON: serde_json's reason and place when it finds
+/// one (it reads the text again), else the scanner's. `base`: where the text starts in `body`.
+fn invalid(body: &str, base: usize, e: Invalid) -> ExtractError {
+    match serde_json::from_str::<IgnoredAny>(&body[base..]) {
+        Err(serde) => json_error(body, base, &serde),
+        Ok(_) => {
+            let offset = base + e.at;
+            let line = body[..offset].matches('\n').count() + 1;
+            let column = offset - body[..offset].rfind('\n').map_or(0, |p| p + 1) + 1;
+            ExtractError::Json {
+                offset,
+                line,
+                column,
+                reason: format!("expected {}", e.expected),
+            }
+        }
+    }
+}
+
 /// A parse error at a byte offset of the whole body (`base`: where the parsed text starts).
 fn json_error(body: &str, base: usize, e: &serde_json::Error) -> ExtractError {
     // serde_json counts lines and columns (1-based, in bytes) from the start of what it read.
@@ -314,11 +435,11 @@ fn json_error(body: &str, base: usize, e: &serde_json::Error) -> ExtractError {
     }
 }
 
-fn first_byte(raw: &RawValue) -> u8 {
+fn first_byte(raw: &str) -> u8 {
     raw.bytes().next().unwrap_or(b'n')
 }
 
-fn kind_of(raw: &RawValue) -> &'static str {
+fn kind_of(raw: &str) -> &'static str {
     match first_byte(raw) {
         b'"' => "string",
         b't' | b'f' => "boolean",
@@ -329,33 +450,25 @@ fn kind_of(raw: &RawValue) -> &'static str {
     }
 }
 
-/// The value at a dotted path (`None`: a key is missing).
-fn lookup<'a>(root: &'a RawValue, path: &[String]) -> Result<Option<&'a RawValue>, ExtractError> {
+/// The value at a dotted path inside checked text (`None`: a key is missing).
+fn lookup<'a>(root: &'a str, path: &[String]) -> Option<&'a str> {
     let mut at = root;
     for key in path {
-        if first_byte(at) != b'{' {
-            return Ok(None);
-        }
-        match entries(at).into_iter().find(|(k, _)| k == key) {
-            Some((_, v)) => at = v,
-            None => return Ok(None),
-        }
+        at = json_scan::entries(at)
+            .into_iter()
+            .find(|(k, _)| k.decoded() == key.as_str())?
+            .1;
     }
-    Ok(Some(at))
-}
-
-/// The value at a dotted path (`None`: a key is missing, or the value is null).
-fn find<'a>(root: &'a RawValue, path: &[String]) -> Result<Option<&'a RawValue>, ExtractError> {
-    Ok(lookup(root, path)?.filter(|v| first_byte(v) != b'n'))
+    Some(at)
 }
 
 /// Explains a `records` path that is not in a body (a typo, usually).
-fn missing(root: &RawValue, path: &[String]) -> ExtractError {
+fn missing(root: &str, path: &[String]) -> ExtractError {
     let mut at = root;
     let mut walked = Vec::new();
     for key in path {
-        let keys: Vec<String> = entries(at).iter().map(|(k, _)| k.to_string()).collect();
-        match entries(at).into_iter().find(|(k, _)| k == key) {
+        let entries = json_scan::entries(at);
+        match entries.iter().find(|(k, _)| k.decoded() == key.as_str()) {
             Some((_, v)) => at = v,
             None => {
                 let place = if walked.is_empty() {
@@ -363,6 +476,7 @@ fn missing(root: &RawValue, path: &[String]) -> ExtractError {
                 } else {
                     format!("`{}`", walked.join("."))
                 };
+                let keys: Vec<String> = entries.iter().map(|(k, _)| k.decoded().into()).collect();
                 let found = if keys.is_empty() {
                     format!("{place} is a {}", kind_of(at))
                 } else {
@@ -382,109 +496,8 @@ fn missing(root: &RawValue, path: &[String]) -> ExtractError {
     ))
 }
 
-/// An object's entries, as the text of their values, in order.
-type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
-
-/// The entries of an object (none for anything else). The text was checked already.
-fn entries(raw: &RawValue) -> Entries<'_> {
-    let b = raw.as_bytes();
-    let mut out = Vec::new();
-    if b.first() != Some(&b'{') {
-        return out;
-    }
-    let mut i = skip_ws(b, 1);
-    while i < b.len() && b[i] == b'"' {
-        let key_end = value_end(b, i);
-        let key_text = &raw[i..key_end];
-        let key = if key_text.contains('\\') {
-            Cow::Owned(serde_json::from_str::<String>(key_text).unwrap_or_default())
-        } else {
-            Cow::Borrowed(&key_text[1..key_text.len() - 1])
-        };
-        i = skip_ws(b, key_end);
-        i = skip_ws(b, i + 1); // the colon
-        let end = value_end(b, i);
-        out.push((key, &raw[i..end]));
-        i = skip_ws(b, end);
-        if i < b.len() && b[i] == b',' {
-            i = skip_ws(b, i + 1);
-        }
-    }
-    out
-}
-
-/// The elements of a list (none for anything else). The text was checked already.
-fn elements(raw: &RawValue) -> Vec<&RawValue> {
-    let b = raw.as_bytes();
-    let mut out = Vec::new();
-    if b.first() != Some(&b'[') {
-        return out;
-    }
-    let mut i = skip_ws(b, 1);
-    while i < b.len() && b[i] != b']' {
-        let end = value_end(b, i);
-        out.push(&raw[i..end]);
-        i = skip_ws(b, end);
-        if i < b.len() && b[i] == b',' {
-            i = skip_ws(b, i + 1);
-        }
-    }
-    out
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-        i += 1;
-    }
-    i
-}
-
-/// Where the value starting at `i` ends (exclusive).
-fn value_end(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(b'"') => {
-            let mut j = i + 1;
-            while j < b.len() {
-                match b[j] {
-                    b'\\' => j += 2,
-                    b'"' => return j + 1,
-                    _ => j += 1,
-                }
-            }
-            b.len()
-        }
-        Some(b'{') | Some(b'[') => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'"' => {
-                        j = value_end(b, j);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return j + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            b.len()
-        }
-        _ => {
-            let mut j = i;
-            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-            {
-                j += 1;
-            }
-            j
-        }
-    }
-}
+/// An object's entries: keys as written, and the text of their values, in order.
+type Entries<'a> = Vec<(Key<'a>, &'a str)>;
 
 /// Splits a dotted path (`data.items`); empty for none.
 pub fn path(p: Option<&str>) -> Vec<String> {
@@ -556,6 +569,43 @@ mod tests {
         // Where the parser found what it did not expect: the `}` after `tru`.
         assert_eq!(*line, 3, "{err}");
         assert_eq!(&body[*offset - 3..*offset + 1], b"tru}", "{err}");
+    }
+
+    #[test]
+    fn paths_are_found_in_any_order_and_the_first_of_repeated_keys_wins() {
+        let mut e = ex("items", true);
+        e.cursor_path = None;
+        e.next_url_path = Some(path(Some("links.next")));
+        let body = br#"{"links": {"next": "http://x/2"}, "items": [{"a\"b": {"c": 1}}, 7], "items": [{"z": 0}]}"#;
+        let got = e.extract(body).unwrap();
+        assert_eq!(got.next_url.as_deref(), Some("http://x/2"));
+        assert_eq!(got.records, 2);
+        assert_eq!(lines(&got), [r#"{"a\"b_c":1}"#, r#"{"value":7}"#]);
+        let row: serde_json::Value = serde_json::from_str(&lines(&got)[0]).unwrap();
+        assert_eq!(row["a\"b_c"], 1);
+        // The records and the cursor in one object: both are looked up in its text.
+        let mut e = ex("data", false);
+        e.cursor_path = Some(path(Some("data.next")));
+        let got = e.extract(br#"{"data": {"id": 1, "next": "k"}}"#).unwrap();
+        assert_eq!((got.records, got.cursor), (1, Some(serde_json::json!("k"))));
+    }
+
+    #[test]
+    fn ndjson_errors_name_the_line_and_a_separator_is_escaped() {
+        let e = Extractor {
+            format: ResponseFormat::Ndjson,
+            records: vec![],
+            flatten: Some("\"".into()),
+            cursor_path: None,
+            next_url_path: None,
+        };
+        let got = e.extract(b"{\"a\": {\"b\": 1}}\n\n[2]\n").unwrap();
+        assert_eq!(lines(&got), [r#"{"a\"b":1}"#, r#"{"value":[2]}"#]);
+        let err = e.extract(b"{\"a\": 1}\n{\"a\": 2,}\n").unwrap_err();
+        let ExtractError::Json { line, column, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((*line, *column), (2, 9), "{err}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod config;
 mod error;
 mod extract;
 mod fetch;
+mod json_scan;
 mod land;
 mod paginate;
 mod render;

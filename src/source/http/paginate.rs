@@ -8,7 +8,7 @@
 //! empty page, a missing cursor or link, or `max_pages`; a cursor or link seen twice is an
 //! error rather than an endless loop.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -67,6 +67,9 @@ fn numbered_params(p: &Paginate, k: u64) -> Vec<(String, serde_json::Value)> {
     out
 }
 
+/// A page's response and records, or why there are none.
+type Fetched = Result<(Response, Extracted), HttpError>;
+
 /// Aborts a spawned task when dropped (a failed page stops the pages fetched ahead).
 struct Task<T>(tokio::task::JoinHandle<T>);
 
@@ -79,37 +82,39 @@ impl<T> Drop for Task<T> {
 async fn numbered(sh: Arc<Shared>, req: &Request, p: &Paginate) -> Result<Vec<Page>, HttpError> {
     let max = p.max_pages.unwrap_or(u64::MAX);
     let mut out = Vec::new();
-    let mut k = 0u64;
+    // A sliding window: as soon as the oldest page is kept, the next one is asked for, so
+    // `window` requests are in flight all the time (not in rounds that wait for the slowest).
+    let mut in_flight: VecDeque<(u64, Task<Fetched>)> = VecDeque::new();
+    let mut next = 0u64;
     loop {
-        let n = (sh.window as u64).min(max - k);
-        if n == 0 {
+        while in_flight.len() < sh.window && next < max {
+            let mut extra = sh.base_params();
+            extra.extend(numbered_params(p, next));
+            let prepared = Prepared::new(req, &extra)?;
+            let (sh2, item, number) = (sh.clone(), req.item, next + 1);
+            in_flight.push_back((
+                number,
+                Task(tokio::spawn(async move {
+                    sh2.get(prepared, item, number).await
+                })),
+            ));
+            next += 1;
+        }
+        let Some((number, mut task)) = in_flight.pop_front() else {
             sh.note(format!(
                 "request {}: stopped at max_pages ({max}); there may be more pages",
                 req.item
             ));
             return Ok(out);
+        };
+        let (resp, ex) = (&mut task.0)
+            .await
+            .map_err(|e| HttpError::Task(e.to_string()))??;
+        if ex.records == 0 {
+            // The end; pages fetched ahead of it are dropped (their tasks abort).
+            return Ok(out);
         }
-        let mut tasks = Vec::new();
-        for j in k..k + n {
-            let mut extra = sh.base_params();
-            extra.extend(numbered_params(p, j));
-            let prepared = Prepared::new(req, &extra)?;
-            let (sh2, item) = (sh.clone(), req.item);
-            tasks.push(Task(tokio::spawn(async move {
-                sh2.get(prepared, item, j + 1).await
-            })));
-        }
-        for (i, mut task) in tasks.into_iter().enumerate() {
-            let (resp, ex) = (&mut task.0)
-                .await
-                .map_err(|e| HttpError::Task(e.to_string()))??;
-            if ex.records == 0 {
-                // The end; pages fetched ahead of it are dropped (their tasks abort).
-                return Ok(out);
-            }
-            out.push(sh.publish(req.item, k + i as u64 + 1, &resp, ex).await?);
-        }
-        k += n;
+        out.push(sh.publish(req.item, number, &resp, ex).await?);
     }
 }
 
