@@ -210,10 +210,11 @@ pub struct PreviewArgs {
 /// `etl test`.
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Pipeline files.
+    /// Pipeline files, or folders: every pipeline below a folder.
     #[arg(required = true)]
     pub pipelines: Vec<PathBuf>,
-    /// Run only the tests with these names.
+    /// Run only the tests with these names (`NAME` or `PIPELINE::NAME`; repeatable). A name
+    /// that matches no test is an error.
     #[arg(long = "name", value_name = "TEST")]
     pub names: Vec<String>,
 }

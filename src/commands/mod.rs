@@ -67,8 +67,9 @@ impl Output {
         }
     }
 
-    /// Prints one diagnostic.
+    /// Prints one diagnostic (engine messages explained, see [`crate::engine_error`]).
     pub fn diagnostic(&self, d: &Diagnostic) {
+        let d = &crate::engine_error::polish(d.clone());
         match self.format {
             LogFormat::Text => crate::out::err_text(&d.render(self.color)),
             LogFormat::Json => crate::out::err_json_line(d.to_json()),

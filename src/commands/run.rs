@@ -10,6 +10,7 @@ use super::{
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::engine::{EngineOptions, parse_size};
+use crate::run::report::{DayResult, StepKind};
 use crate::run::{RunError, RunOptions, RunOutcome, RunRecord, report};
 use crate::template::EnvMode;
 
@@ -46,15 +47,50 @@ pub async fn run(args: &RunArgs, out: Output) -> u8 {
     };
     let mut worst = EXIT_OK;
     for file in &args.pipelines {
+        let mut days = Vec::new();
         for ds in &dates {
-            let code = run_one(file, *ds, args, memory_limit, wait, out).await;
+            let (code, rows) = run_one(file, *ds, args, memory_limit, wait, out).await;
             worst = worst.max(code);
+            days.extend(ds.map(|d| DayResult {
+                ds: d.to_string(),
+                status: status_name(code),
+                rows,
+            }));
             if code == EXIT_INVALID || code == EXIT_LOCKED {
                 break;
             }
         }
+        if dates.len() > 1 {
+            print_rollup(file, &days, out);
+        }
     }
     worst
+}
+
+fn status_name(code: u8) -> &'static str {
+    match code {
+        EXIT_OK => "success",
+        EXIT_INVALID => "invalid",
+        EXIT_LOCKED => "locked",
+        _ => "failed",
+    }
+}
+
+/// The end of a backfill: one line per date and the dates that failed.
+fn print_rollup(file: &Path, days: &[DayResult], out: Output) {
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match out.format {
+        LogFormat::Text => out.line(&report::backfill_rollup(&name, days)),
+        LogFormat::Json => out.json(serde_json::json!({
+            "event": "backfill",
+            "pipeline": name,
+            "dates": days,
+            "failed": days.iter().filter(|d| d.status != "success").map(|d| &d.ds).collect::<Vec<_>>(),
+        })),
+    }
 }
 
 fn dates(args: &RunArgs) -> Result<Vec<Option<NaiveDate>>, crate::diagnostic::Diagnostic> {
@@ -77,6 +113,7 @@ fn dates(args: &RunArgs) -> Result<Vec<Option<NaiveDate>>, crate::diagnostic::Di
     }
 }
 
+/// One run of one pipeline for one date: its exit code and the rows its sinks wrote.
 async fn run_one(
     file: &Path,
     ds: Option<NaiveDate>,
@@ -84,19 +121,19 @@ async fn run_one(
     memory_limit: Option<usize>,
     wait: Option<std::time::Duration>,
     out: Output,
-) -> u8 {
+) -> (u8, u64) {
     let run_id = new_run_id();
     let opts = match load_options(&args.vars, ds, EnvMode::Strict, &run_id) {
         Ok(o) => o,
         Err(d) => {
             out.diagnostic(&d);
-            return EXIT_INVALID;
+            return (EXIT_INVALID, 0);
         }
     };
     let ds = opts.ds;
     let pipeline = match load_pipeline(file, &opts, out) {
         Ok(p) => p,
-        Err(code) => return code,
+        Err(code) => return (code, 0),
     };
     let started_at = Utc::now();
     tracing::info!(pipeline = %pipeline.name, ds = %ds, run_id = %run_id, "run started");
@@ -129,12 +166,12 @@ async fn run_one(
         Ok(o) => (EXIT_OK, o),
         Err(RunError::Invalid(d)) => {
             out.diagnostics(&d);
-            return EXIT_INVALID;
+            return (EXIT_INVALID, 0);
         }
         Err(RunError::Failed(o)) => (EXIT_FAILED, *o),
         Err(RunError::Locked(d)) => {
             out.diagnostic(&d);
-            return EXIT_LOCKED;
+            return (EXIT_LOCKED, 0);
         }
     };
     let record = RunRecord {
@@ -157,7 +194,13 @@ async fn run_one(
         record.write(&pipeline.state_dir).ok()
     };
     print_outcome(&pipeline.name, &outcome, code, record_path.as_deref(), out);
-    code
+    let written = outcome
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Sink)
+        .filter_map(|s| s.rows)
+        .sum();
+    (code, written)
 }
 
 fn print_outcome(name: &str, outcome: &RunOutcome, code: u8, record: Option<&Path>, out: Output) {

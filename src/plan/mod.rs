@@ -366,21 +366,10 @@ fn field_not_found(err: &DataFusionError) -> Option<(String, Vec<String>)> {
     }
 }
 
-/// Strips DataFusion's error prefixes.
+/// Strips DataFusion's error prefixes, and says engine and object-store failures the way
+/// [`crate::engine_error`] explains them.
 pub fn clean_message(msg: &str) -> String {
-    let mut m = msg.trim();
-    for prefix in [
-        "Error during planning: ",
-        "Schema error: ",
-        "SQL error: ",
-        "Optimizer rule",
-        "This feature is not implemented: ",
-    ] {
-        if let Some(rest) = m.strip_prefix(prefix) {
-            m = rest;
-        }
-    }
-    m.to_string()
+    crate::engine_error::explain(msg).message
 }
 
 /// Finds the first mention of a quoted name from the message in the SQL (1-based).
@@ -410,13 +399,17 @@ pub fn source_diag(pipeline: &Pipeline, yaml_path: &str, e: &SourceError) -> Dia
     if let Some(help) = e.help() {
         d = d.with_help(help);
     }
-    d
+    crate::engine_error::polish(d)
 }
 
 fn engine_diag(pipeline: &Pipeline, yaml_path: &str, e: &DataFusionError) -> Diagnostic {
-    let mut d = Diagnostic::error(clean_message(&e.to_string()))
+    let explained = crate::engine_error::explain(&e.to_string());
+    let mut d = Diagnostic::error(explained.message)
         .in_file(&pipeline.file)
         .at_path(yaml_path);
     d.pos = pipeline.pos(yaml_path);
-    d
+    match explained.help {
+        Some(help) => d.with_help(help),
+        None => d,
+    }
 }

@@ -409,14 +409,19 @@ fn one(d: Diagnostic) -> Diagnostics {
 }
 
 fn recovery_failure(p: &Pipeline, e: &SinkError) -> Diagnostic {
-    Diagnostic::error(format!("cannot finish the commit of an interrupted run: {e}"))
-        .in_file(&p.file)
-        .with_help("fix the cause and run again, or run `etl state` on the pipeline; nothing of this run was written")
+    crate::engine_error::polish(
+        Diagnostic::error(format!("cannot finish the commit of an interrupted run: {e}"))
+            .in_file(&p.file),
+    )
+    .with_help("fix the cause and run again, or run `etl state` on the pipeline; nothing of this run was written")
 }
 
+/// A diagnostic at a YAML path of the pipeline file, engine text explained.
 fn place(p: &Pipeline, yaml_path: &str, message: String) -> Diagnostic {
-    Diagnostic::error(message)
-        .in_file(&p.file)
-        .at_path(yaml_path)
-        .at(p.pos(yaml_path))
+    crate::engine_error::polish(
+        Diagnostic::error(message)
+            .in_file(&p.file)
+            .at_path(yaml_path)
+            .at(p.pos(yaml_path)),
+    )
 }

@@ -240,7 +240,9 @@ pub(super) async fn write_sinks(
                     SinkError::Write { error, .. } => {
                         read_failure(cx, error, &s.yaml_path, &format!("sink `{}`", s.name)).await
                     }
-                    other => place(cx.p, &s.yaml_path, other.to_string()),
+                    other => {
+                        crate::engine_error::polish(place(cx.p, &s.yaml_path, other.to_string()))
+                    }
                 };
                 out.steps.push(
                     StepReport::new(&s.name, StepKind::Sink, StepStatus::Failed)
@@ -363,11 +365,7 @@ async fn read_failure(
     if let Some(d) = super::badrows::bad_row_diagnostic(cx.ctx, cx.p, cx.needed, &text).await {
         return d;
     }
-    place(
-        cx.p,
-        yaml_path,
-        format!("{what}: {}", crate::plan::clean_message(&text)),
-    )
+    crate::engine_error::polish(place(cx.p, yaml_path, format!("{what}: {text}")))
 }
 
 fn check_failure(p: &Pipeline, o: &CheckOutcome) -> Diagnostic {

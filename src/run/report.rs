@@ -1,7 +1,8 @@
-//! Step reports and the end-of-run summary table (secrets masked).
+//! Step reports, the end-of-run summary table (secrets masked, as wide as the terminal) and
+//! the rollup that ends a backfill.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use serde::Serialize;
 
 /// What kind of step.
@@ -120,8 +121,7 @@ pub fn human_bytes(n: u64) -> String {
 /// columns stay aligned.
 pub fn summary_table(steps: &[StepReport]) -> String {
     let mask = |s: &str| Cell::new(crate::secrets::redact(s));
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
+    let mut t = fitted_table();
     t.set_header(vec![
         "step", "kind", "status", "rows", "bytes", "time", "detail",
     ]);
@@ -136,15 +136,102 @@ pub fn summary_table(steps: &[StepReport]) -> String {
             mask(&s.name),
             Cell::new(format!("{:?}", s.kind).to_lowercase()),
             Cell::new(status),
-            Cell::new(s.rows.map(|r| r.to_string()).unwrap_or_default())
-                .set_alignment(CellAlignment::Right),
+            Cell::new(rows_cell(s)).set_alignment(CellAlignment::Right),
             Cell::new(s.bytes.map(human_bytes).unwrap_or_default())
                 .set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.2}s", s.seconds)).set_alignment(CellAlignment::Right),
-            mask(s.detail.as_deref().unwrap_or_default()),
+            mask(&shorten_paths(s.detail.as_deref().unwrap_or_default())),
         ]);
     }
+    // The short columns keep their width; the name and the detail wrap.
+    for i in 1..=5 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
     t.to_string()
+}
+
+/// Paths below the current folder, relative to it (`out/report.csv`, not `/home/.../out/
+/// report.csv`).
+fn shorten_paths(text: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) if cwd.parent().is_some() => text.replace(&format!("{}/", cwd.display()), ""),
+        _ => text.to_string(),
+    }
+}
+
+/// The rows of a step as the summary shows them; a check shows its failing rows.
+fn rows_cell(s: &StepReport) -> String {
+    match (s.kind, s.failures, s.rows) {
+        (StepKind::Check, Some(n), _) => format!("{n} failing"),
+        (_, _, Some(r)) => r.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The width tables are fitted to: `COLUMNS` when set, else the terminal's (none when the
+/// output is not a terminal).
+fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= 20)
+}
+
+/// A table that wraps its cells (long paths and details) to fit the terminal's width.
+fn fitted_table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(w) = terminal_width() {
+        t.set_width(w);
+    }
+    t
+}
+
+/// One date of a backfill (`--from/--to`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DayResult {
+    /// The logical date.
+    pub ds: String,
+    /// `success`, `failed`, `invalid` or `locked`.
+    pub status: &'static str,
+    /// Rows the sinks wrote.
+    pub rows: u64,
+}
+
+/// The rollup that ends a backfill: each date, its status and rows, and the dates that
+/// failed.
+pub fn backfill_rollup(pipeline: &str, days: &[DayResult]) -> String {
+    let mut t = fitted_table();
+    t.set_header(vec!["ds", "status", "rows written"]);
+    for d in days {
+        t.add_row(vec![
+            Cell::new(&d.ds),
+            Cell::new(d.status),
+            Cell::new(d.rows).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    let failed: Vec<&str> = days
+        .iter()
+        .filter(|d| d.status != "success")
+        .map(|d| d.ds.as_str())
+        .collect();
+    let last = if failed.is_empty() {
+        format!(
+            "{pipeline}: backfill of {} dates: all succeeded",
+            days.len()
+        )
+    } else {
+        format!(
+            "{pipeline}: backfill of {} dates: {} failed: {}",
+            days.len(),
+            failed.len(),
+            failed.join(", ")
+        )
+    };
+    format!("{t}\n{last}")
 }
 
 #[cfg(test)]

@@ -78,6 +78,23 @@ pub struct ParquetSinkOptions {
     )]
     #[schemars(range(min = 1, max = MAX_ROW_GROUP_SIZE))]
     pub row_group_size: Option<usize>,
+    /// The unit timestamps are written in: `us` (microseconds, the default, which Spark,
+    /// Athena, BigQuery, Snowflake and pandas all read) or `ns` (nanoseconds, as computed;
+    /// some readers refuse them). Nanoseconds below a microsecond are dropped with `us`.
+    #[serde(default)]
+    pub timestamp_unit: Option<TimestampUnit>,
+}
+
+/// The unit of timestamps written to Parquet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum TimestampUnit {
+    /// Microseconds.
+    #[default]
+    #[serde(rename = "us", alias = "microseconds")]
+    Microseconds,
+    /// Nanoseconds.
+    #[serde(rename = "ns", alias = "nanoseconds")]
+    Nanoseconds,
 }
 
 /// CSV writing options.
@@ -123,6 +140,12 @@ pub trait FileSinkOptions:
     const KIND: &'static str;
     /// Other extensions that mean one file.
     const OTHER_EXTENSIONS: &'static [&'static str] = &[];
+    /// Whether the whole file may be compressed (`out/report.csv.gz`).
+    const COMPRESSIBLE: bool = false;
+    /// The compression set in the options.
+    fn compression(&self) -> Option<Compression> {
+        None
+    }
     /// Checks of the options.
     fn check(&self, _cx: &mut CheckCx<'_>) {}
     /// Runs the query and writes it at `target`; returns DataFusion's one-row count batch.
@@ -175,6 +198,12 @@ impl FileSinkOptions for ParquetSinkOptions {
         if let Some(n) = self.row_group_size {
             opts.global.max_row_group_size = n;
         }
+        let df = match self.timestamp_unit.unwrap_or_default() {
+            TimestampUnit::Microseconds => {
+                super::columns::timestamps_in_microseconds(df).map_err(werr(sink))?
+            }
+            TimestampUnit::Nanoseconds => df,
+        };
         df.write_parquet(target, write_options(sink), Some(opts))
             .await
             .map_err(werr(sink))
@@ -184,6 +213,10 @@ impl FileSinkOptions for ParquetSinkOptions {
 #[async_trait]
 impl FileSinkOptions for CsvSinkOptions {
     const KIND: &'static str = "csv";
+    const COMPRESSIBLE: bool = true;
+    fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
     fn check(&self, cx: &mut CheckCx<'_>) {
         if let Some(Err(msg)) = self
             .delimiter
@@ -207,7 +240,10 @@ impl FileSinkOptions for CsvSinkOptions {
         let mut opts = CsvOptions::default()
             .with_has_header(self.header.unwrap_or(true))
             .with_delimiter(delimiter);
-        opts.compression = variant(self.compression);
+        opts.compression = variant(
+            self.compression
+                .or_else(|| path_compression(&sink.location)),
+        );
         df.write_csv(target, write_options(sink), Some(opts))
             .await
             .map_err(werr(sink))
@@ -218,6 +254,10 @@ impl FileSinkOptions for CsvSinkOptions {
 impl FileSinkOptions for JsonSinkOptions {
     const KIND: &'static str = "json";
     const OTHER_EXTENSIONS: &'static [&'static str] = &[".jsonl", ".ndjson"];
+    const COMPRESSIBLE: bool = true;
+    fn compression(&self) -> Option<Compression> {
+        self.compression
+    }
     async fn write(
         &self,
         sink: &Sink,
@@ -225,7 +265,10 @@ impl FileSinkOptions for JsonSinkOptions {
         target: &str,
     ) -> Result<Vec<RecordBatch>, SinkError> {
         let opts = JsonOptions {
-            compression: variant(self.compression),
+            compression: variant(
+                self.compression
+                    .or_else(|| path_compression(&sink.location)),
+            ),
             ..Default::default()
         };
         df.write_json(target, write_options(sink), Some(opts))
@@ -237,11 +280,47 @@ impl FileSinkOptions for JsonSinkOptions {
 impl<O: FileSinkOptions> FileSinkSpec<O> {
     /// True when the path names one file rather than a folder of parts.
     pub fn single_file(&self) -> bool {
-        let lower = self.path.to_ascii_lowercase();
-        self.partition_by.is_empty()
-            && (lower.ends_with(&format!(".{}", O::KIND))
-                || O::OTHER_EXTENSIONS.iter().any(|e| lower.ends_with(e)))
+        self.partition_by.is_empty() && names_one_file::<O>(&self.path)
     }
+}
+
+/// The compression a sink path's last extension names (`.gz`, `.zst`, `.bz2`, `.xz`).
+pub fn path_compression(path: &str) -> Option<Compression> {
+    let lower = path.to_ascii_lowercase();
+    [
+        (".gz", Compression::Gzip),
+        (".gzip", Compression::Gzip),
+        (".zst", Compression::Zstd),
+        (".zstd", Compression::Zstd),
+        (".bz2", Compression::Bzip2),
+        (".xz", Compression::Xz),
+    ]
+    .into_iter()
+    .find(|(ext, _)| lower.ends_with(ext))
+    .map(|(_, c)| c)
+}
+
+/// True when a path ends in the format's extension, followed for CSV and JSON by a
+/// compression extension or not (`report.csv`, `report.csv.gz`, `events.jsonl.zst`).
+fn names_one_file<O: FileSinkOptions>(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let mut base = lower.as_str();
+    if O::COMPRESSIBLE && path_compression(base).is_some() {
+        base = base.rsplit_once('.').map(|(b, _)| b).unwrap_or(base);
+    }
+    base.ends_with(&format!(".{}", O::KIND))
+        || O::OTHER_EXTENSIONS.iter().any(|e| base.ends_with(e))
+}
+
+/// True when a file sink of `kind` writes one file at `path` (see [`FileSinkSpec::single_file`]).
+pub fn single_file_path(kind: &str, path: &str, partitioned: bool) -> bool {
+    !partitioned
+        && match kind {
+            "parquet" => names_one_file::<ParquetSinkOptions>(path),
+            "csv" => names_one_file::<CsvSinkOptions>(path),
+            "json" => names_one_file::<JsonSinkOptions>(path),
+            _ => false,
+        }
 }
 
 #[async_trait]
@@ -290,6 +369,19 @@ impl<O: FileSinkOptions> SinkConnector for FileSinkSpec<O> {
         }
         if let Some(c) = &self.connection {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
+        }
+        if let (true, Some(from_path), Some(set)) = (
+            O::COMPRESSIBLE,
+            path_compression(&self.path),
+            self.options.compression(),
+        ) && from_path != set
+        {
+            cx.error(
+                "options.compression",
+                format!(
+                    "the path's extension says {from_path:?} compression, but `compression` says {set:?}"
+                ),
+            );
         }
         self.options.check(cx);
     }

@@ -7,6 +7,7 @@
 //! journaled so that a crash at any step is finished or undone by the next run. Before any
 //! data is read, each connector refuses to replace what etl did not write.
 
+pub mod columns;
 pub mod commit;
 pub mod file;
 pub mod local;

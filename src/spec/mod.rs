@@ -8,6 +8,7 @@ pub mod check;
 pub mod range;
 pub mod sink;
 pub mod source;
+pub mod test;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -49,7 +50,9 @@ pub struct PipelineSpec {
     /// Where results go.
     #[serde(default)]
     pub sinks: IndexMap<String, SinkSpec>,
-    /// Pipeline tests: fixtures in, expected rows out (`etl test`).
+    /// Pipeline tests: fixtures in, expected rows out (`etl test`). A `defaults` entry holds
+    /// `given` fixtures and `vars` shared by every test; tests may also live in
+    /// `NAME.test.yaml` beside `NAME.yaml`.
     #[serde(default)]
     pub tests: IndexMap<String, TestSpec>,
     /// Where run records, quarantined rows and watermarks are kept.
@@ -109,9 +112,22 @@ pub struct TestSpec {
     /// Fixture data, keyed by source name; replaces the real source.
     #[serde(default)]
     pub given: IndexMap<String, FixtureSpec>,
-    /// Expected rows, keyed by source or transform name.
+    /// Expected rows, keyed by source or transform name; `checks: { fail: [...] }` names
+    /// checks that must fail on the fixtures (and `pass: [...]` checks that must pass).
     #[serde(default)]
-    pub expect: IndexMap<String, ExpectSpec>,
+    pub expect: test::Expectations,
+    /// Pins the logical date `ds` (YYYY-MM-DD) the pipeline is rendered with; default:
+    /// today, UTC.
+    #[serde(default)]
+    pub ds: Option<String>,
+    /// Pins `run_id` for templates; default: a fixed `test` id.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Relative tolerance for floating-point columns of every expected table of this test
+    /// (default 1e-9); an expected table's own `tolerance` wins.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub tolerance: Option<f64>,
 }
 
 /// Rows given to a test in place of a source.
@@ -143,6 +159,11 @@ pub struct ExpectSpec {
     /// Compare in order instead of as a multiset.
     #[serde(default)]
     pub ordered: bool,
+    /// Relative tolerance for floating-point columns (default 1e-9): `|a - b| <=
+    /// tolerance * max(|a|, |b|)`. Other types compare exactly.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub tolerance: Option<f64>,
 }
 
 /// Where state lives.

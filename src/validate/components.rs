@@ -190,9 +190,5 @@ pub(super) fn sink(
 
 /// True when a file sink's path names one file (the format's extension, no partitions).
 fn single_file_path(spec: &SinkSpec, path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    let kind = spec.kind();
-    spec.partition_by().is_empty()
-        && (lower.ends_with(&format!(".{kind}"))
-            || (kind == "json" && (lower.ends_with(".jsonl") || lower.ends_with(".ndjson"))))
+    crate::sink::file::single_file_path(spec.kind(), path, !spec.partition_by().is_empty())
 }

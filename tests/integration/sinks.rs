@@ -187,5 +187,10 @@ fn memory_limit_bounds_a_large_sort_that_spills_to_disk() {
     let r = f
         .run(&["run", "p.yaml", "--memory-limit", "1MB"])
         .expect_code(1);
-    assert!(r.stderr.contains("esources exhausted"), "{}", r.stderr);
+    assert!(r.stderr.contains("out of memory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help: raise `--memory-limit`"),
+        "{}",
+        r.stderr
+    );
 }

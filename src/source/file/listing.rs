@@ -19,9 +19,9 @@ use datafusion::logical_expr::{Expr, cast, lit, when};
 use datafusion::prelude::SessionContext;
 use datafusion::prelude::ident;
 use datafusion::scalar::ScalarValue;
-use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
+pub use super::find::{Listed, is_folder_glob, list_files, list_located, percent_decode};
 use super::sized::SizedFormat;
 use super::{CsvOptions, Format};
 use crate::model::Source;
@@ -96,7 +96,7 @@ pub fn listing_url(location: &str) -> Result<ListingTableUrl, String> {
     ListingTableUrl::parse(location).map_err(|e| e.to_string())
 }
 
-fn is_local_dir(location: &str) -> bool {
+pub(super) fn is_local_dir(location: &str) -> bool {
     !crate::validate::is_url(location) && std::path::Path::new(location).is_dir()
 }
 
@@ -127,63 +127,6 @@ pub fn store_for(
     Ok((url, store))
 }
 
-/// Lists the files a source reads, in a stable order; errors when none match.
-pub async fn list_files(
-    ctx: &SessionContext,
-    src: &Source,
-    extension: &str,
-) -> Result<Vec<ObjectMeta>, SourceError> {
-    let mut all = Vec::new();
-    for loc in &src.locations {
-        if !crate::validate::is_url(loc)
-            && !loc.contains(['*', '?', '['])
-            && !std::path::Path::new(loc).exists()
-        {
-            return Err(SourceError::NotFound {
-                name: src.name.clone(),
-                path: loc.clone(),
-            });
-        }
-        if !crate::validate::is_url(loc) {
-            super::bounded::check_local(&src.name, loc)?;
-        }
-        let (url, store) = store_for(ctx, src, loc)?;
-        let ext = if is_local_dir(loc) || loc.ends_with('/') {
-            extension
-        } else {
-            ""
-        };
-        let state = ctx.state();
-        let files: Vec<ObjectMeta> = url
-            .list_all_files(&state, store.as_ref(), ext)
-            .await
-            .map_err(|error| SourceError::Engine {
-                name: src.name.clone(),
-                error,
-            })?
-            .try_collect()
-            .await
-            .map_err(|error| SourceError::Engine {
-                name: src.name.clone(),
-                error,
-            })?;
-        if files.is_empty() {
-            let what = if ext.is_empty() {
-                loc.clone()
-            } else {
-                format!("{loc} (files ending in {ext})")
-            };
-            return Err(SourceError::NoFiles {
-                name: src.name.clone(),
-                pattern: what,
-            });
-        }
-        all.extend(files);
-    }
-    all.sort_by(|a, b| a.location.cmp(&b.location));
-    Ok(all)
-}
-
 fn one_byte(s: &Option<String>) -> Option<u8> {
     s.as_ref().and_then(|v| v.bytes().next())
 }
@@ -210,6 +153,15 @@ pub fn csv_format(src: &Source, o: &CsvOptions) -> (CsvFormat, String) {
         .clone()
         .unwrap_or_else(|| format!(".csv{}", compression_ext(compression)));
     (format, ext)
+}
+
+/// The extension the files of a folder must carry for a listing format (`.csv`, `.json.gz`,
+/// `.parquet`, ...); empty for `lines`, which reads every file of a folder.
+pub fn folder_extension(src: &Source, format: Format<'_>) -> String {
+    match format {
+        Format::Lines(_) => String::new(),
+        _ => df_format(src, format).1,
+    }
 }
 
 /// The DataFusion format of a file source and the extension its folder files carry.
@@ -244,7 +196,7 @@ pub async fn build(
     source_format: Format<'_>,
 ) -> Result<Arc<dyn TableProvider>, SourceError> {
     let (format, ext) = df_format(src, source_format);
-    let files = list_files(ctx, src, &ext).await?;
+    let files = list_located(ctx, src, &ext).await?;
     let urls = src
         .locations
         .iter()
@@ -260,24 +212,32 @@ pub async fn build(
         .locations
         .iter()
         .any(|l| is_local_dir(l) || l.ends_with('/'));
-    let options =
-        ListingOptions::new(format).with_file_extension(if any_dir { ext.as_str() } else { "" });
+    let options = ListingOptions::new(format.clone()).with_file_extension(if any_dir {
+        ext.as_str()
+    } else {
+        ""
+    });
     let config = ListingTableConfig::new_with_multi_paths(urls.clone())
         .with_listing_options(options.clone());
-    let config = match &src.schema {
-        Some(schema) => config.with_schema(schema.clone()),
-        None => config
-            .infer_schema(&ctx.state())
-            .await
-            .map_err(|error| SourceError::Read {
-                name: src.name.clone(),
-                file: files
-                    .first()
-                    .map(|f| f.location.to_string())
-                    .unwrap_or_default(),
-                reason: format!("cannot infer the schema: {error}"),
-            })?,
+    let inferred = match &src.schema {
+        Some(schema) => Ok(config.with_schema(schema.clone())),
+        // DataFusion infers from the first location only: with several (the files of a
+        // folder glob), every file counts.
+        None if urls.len() > 1 => {
+            let (_, store) = store_for(ctx, src, first_location(src))?;
+            let metas: Vec<ObjectMeta> = files
+                .iter()
+                .filter(|f| f.meta.size > 0)
+                .map(|f| f.meta.clone())
+                .collect();
+            format
+                .infer_schema(&ctx.state(), &store, &metas)
+                .await
+                .map(|schema| config.with_schema(schema))
+        }
+        None => config.infer_schema(&ctx.state()).await,
     };
+    let config = inferred.map_err(|error| infer_failure(src, &files, &error))?;
     let engine = |error| SourceError::Engine {
         name: src.name.clone(),
         error,
@@ -290,6 +250,18 @@ pub async fn build(
         return null_markers_view(ctx, raw, typed, &o.null_values).map_err(engine);
     }
     Ok(Arc::new(ListingTable::try_new(config).map_err(engine)?))
+}
+
+/// Schema inference failed: name the first file.
+fn infer_failure(src: &Source, files: &[Listed], error: &DataFusionError) -> SourceError {
+    SourceError::Read {
+        name: src.name.clone(),
+        file: files
+            .first()
+            .map(|f| f.location.clone())
+            .unwrap_or_default(),
+        reason: format!("cannot infer the schema: {error}"),
+    }
 }
 
 /// The CSV reader only knows the empty field as NULL: read every column as text, turn the

@@ -10,8 +10,10 @@ pub mod after_commit;
 pub mod badrows;
 mod bounded;
 mod csvread;
+mod find;
 mod jsonread;
 pub mod jsonschema;
+mod layout;
 mod lines;
 pub mod listing;
 mod locate;
@@ -31,6 +33,7 @@ use serde::Deserialize;
 
 pub use badrows::{BadRowLog, BadRowLogs, MaxBadRows};
 pub use bounded::MAX_LISTED_ENTRIES;
+use layout::Layout;
 pub use listing::{compression_from_name, list_files};
 pub use locate::BadRow;
 
@@ -96,15 +99,35 @@ pub struct FileSourceSpec<O: Default> {
     pub pinned: Arc<after_commit::Pinned>,
 }
 
-/// Parquet reading options (none yet).
+/// Parquet reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ParquetOptions {}
+pub struct ParquetOptions {
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
+}
 
-/// Avro reading options (none yet).
+/// Avro reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AvroOptions {}
+pub struct AvroOptions {
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
+}
 
 /// CSV reading options.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -144,6 +167,15 @@ pub struct CsvOptions {
     )]
     #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// How records are laid out in a JSON file.
@@ -180,6 +212,15 @@ pub struct JsonOptions {
     )]
     #[schemars(range(min = 1, max = MAX_INFER_ROWS))]
     pub infer_rows: Option<usize>,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// `lines` reading options.
@@ -192,6 +233,15 @@ pub struct LinesOptions {
     /// Skip empty lines (default false).
     #[serde(default)]
     pub skip_empty: bool,
+    /// Add a column with this name holding each row's file: its path relative to the
+    /// pipeline's folder, or its URL.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Read Hive-style `col=value/` folders below the source's folder or glob as columns
+    /// (default true). Values are `bigint` when all are integers, `date` when all are
+    /// `YYYY-MM-DD`, else `string`, unless `schema:` declares the column.
+    #[serde(default)]
+    pub hive_partitioning: Option<bool>,
 }
 
 /// A source's format with its options, as the readers in this module need it.
@@ -225,10 +275,25 @@ pub trait FileOptions:
     const TOLERANT: bool = false;
     /// Checks of the options.
     fn check(&self, _cx: &mut CheckCx<'_>) {}
+    /// The file column and Hive folders asked for.
+    fn layout(&self) -> Layout<'_>;
+}
+
+/// `impl FileOptions`: the layout options every format shares.
+macro_rules! layout_of {
+    () => {
+        fn layout(&self) -> Layout<'_> {
+            Layout {
+                file_column: self.file_column.as_deref(),
+                hive: self.hive_partitioning.unwrap_or(true),
+            }
+        }
+    };
 }
 
 impl FileOptions for CsvOptions {
     const KIND: &'static str = "csv";
+    layout_of!();
     const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Csv(self)
@@ -254,6 +319,7 @@ impl FileOptions for CsvOptions {
 
 impl FileOptions for JsonOptions {
     const KIND: &'static str = "json";
+    layout_of!();
     const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Json(self)
@@ -268,6 +334,7 @@ impl FileOptions for JsonOptions {
 
 impl FileOptions for ParquetOptions {
     const KIND: &'static str = "parquet";
+    layout_of!();
     fn format(&self) -> Format<'_> {
         Format::Parquet
     }
@@ -275,6 +342,7 @@ impl FileOptions for ParquetOptions {
 
 impl FileOptions for AvroOptions {
     const KIND: &'static str = "avro";
+    layout_of!();
     fn format(&self) -> Format<'_> {
         Format::Avro
     }
@@ -282,6 +350,7 @@ impl FileOptions for AvroOptions {
 
 impl FileOptions for LinesOptions {
     const KIND: &'static str = "lines";
+    layout_of!();
     const TOLERANT: bool = true;
     fn format(&self) -> Format<'_> {
         Format::Lines(self)
@@ -374,6 +443,21 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
         if let Some(c) = &self.connection {
             cx.require_connection(c, &["s3", "gcs", "azure", "http"]);
         }
+        if let Some(c) = self.options.layout().file_column {
+            if c.trim().is_empty() {
+                cx.error(
+                    "options.file_column",
+                    "`file_column` names the column to add; it is empty",
+                );
+            } else if self.schema.as_ref().is_some_and(|s| s.contains_key(c)) {
+                cx.error(
+                    "options.file_column",
+                    format!(
+                        "`file_column: {c}` is added to the rows; do not declare it in `schema:`"
+                    ),
+                );
+            }
+        }
         crate::validate::options::declared_types(cx, O::KIND, self.schema.as_ref());
         self.check_bad_rows(cx);
         if self.schema_file.is_some() {
@@ -450,6 +534,16 @@ impl<O: FileOptions> SourceConnector for FileSourceSpec<O> {
     }
 }
 
+/// `cx` for another source (a part of the one being built).
+fn with_source<'b>(cx: &BuildCx<'b>, source: &'b Source) -> BuildCx<'b> {
+    BuildCx {
+        ctx: cx.ctx,
+        pipeline: cx.pipeline,
+        source,
+        options: cx.options,
+    }
+}
+
 /// An empty table with the declared schema (an `after_commit` source with nothing to read).
 fn empty(cx: &BuildCx<'_>) -> Result<Built, SourceError> {
     let schema = cx
@@ -501,6 +595,58 @@ impl<O: FileOptions> FileSourceSpec<O> {
                 }
             })?;
         }
+        let format = self.options.format();
+        let ext = listing::folder_extension(src, format);
+        match layout::split(
+            cx.ctx,
+            src,
+            &ext,
+            self.options.layout(),
+            &cx.pipeline.base_dir,
+        )
+        .await?
+        {
+            None => self.build_whole(cx).await,
+            Some(split) => self.build_split(cx, &split).await,
+        }
+    }
+
+    /// Builds a source read in parts (see [`layout`]): one schema for every part (declared,
+    /// or inferred over every file), one bad-row log for the source.
+    async fn build_split(
+        &self,
+        cx: &BuildCx<'_>,
+        split: &layout::Split,
+    ) -> Result<Built, SourceError> {
+        let src = cx.source;
+        let schema = match &src.schema {
+            Some(declared) => split.file_schema(declared),
+            None => {
+                let all = split.part_source(src, &split.all, None);
+                self.build_whole(&with_source(cx, &all))
+                    .await?
+                    .table
+                    .schema()
+            }
+        };
+        let mut tables = Vec::with_capacity(split.parts.len());
+        let mut bad_rows = None;
+        for part in &split.parts {
+            let sub = split.part_source(src, &part.locations, Some(schema.clone()));
+            let built = self.build_whole(&with_source(cx, &sub)).await?;
+            bad_rows = bad_rows.or(built.bad_rows);
+            tables.push(built.table);
+        }
+        let file_column = self.options.layout().file_column;
+        Ok(Built {
+            table: split.union(cx.ctx, src, file_column, tables)?,
+            bad_rows,
+        })
+    }
+
+    /// Builds the table of `cx.source` (the source, or one part of it) in one piece.
+    async fn build_whole(&self, cx: &BuildCx<'_>) -> Result<Built, SourceError> {
+        let src = cx.source;
         let format = self.options.format();
         if !self.serial(cx, format).await {
             match listing::build(cx.ctx, src, format).await {
