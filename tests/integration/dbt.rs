@@ -246,14 +246,14 @@ sinks:
         ),
     );
     let r = f.run(&["validate", "p.yaml"]).expect_code(2);
-    // The mapping where a list is expected, and the undefined name, each at its value.
+    // The mapping where a list is expected, at its value; the undefined name, at the name.
     assert!(
         r.stderr.contains("p.yaml:16:50") && r.stderr.contains("expected a list, found a mapping"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("p.yaml:18:42") && r.stderr.contains("undefined variable `nope`"),
+        r.stderr.contains("p.yaml:18:45") && r.stderr.contains("undefined variable `nope`"),
         "{}",
         r.stderr
     );
