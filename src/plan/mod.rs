@@ -4,6 +4,7 @@
 //! Planning every transform's SQL against real schemas is the last step of `etl validate`;
 //! its errors are turned into diagnostics that point into the pipeline file.
 
+pub mod counting;
 pub mod graph;
 
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ pub struct Planned {
     pub warnings: Diagnostics,
     /// Bad-row logs of sources that skip or quarantine bad rows.
     pub bad_rows: Vec<Arc<source::BadRowLog>>,
+    /// The rows read from each source, counted as they are scanned.
+    pub reads: IndexMap<String, Arc<counting::ReadCount>>,
 }
 
 /// Why planning failed.
@@ -141,6 +144,7 @@ pub async fn plan_with(
         schemas: IndexMap::new(),
         warnings: Diagnostics::default(),
         bad_rows: Vec::new(),
+        reads: IndexMap::new(),
     };
     let mut unavailable: Vec<String> = Vec::new();
     for (name, src) in pipeline.sources.iter().filter(|(n, _)| wanted(n)) {
@@ -202,6 +206,10 @@ async fn register_source(
     match built {
         Ok(crate::connector::Built { table, bad_rows }) => {
             planned.bad_rows.extend(bad_rows);
+            let reads = Arc::new(counting::ReadCount::default());
+            planned.reads.insert(src.name.clone(), reads.clone());
+            let table: Arc<dyn datafusion::catalog::TableProvider> =
+                Arc::new(counting::CountedTable::new(table, reads));
             let engine = |e: DataFusionError| {
                 PlanError::Invalid(one(engine_diag(pipeline, &src.yaml_path, &e)))
             };

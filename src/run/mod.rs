@@ -289,6 +289,7 @@ async fn run_phases(
     let progress = progress::Progress::new(opts.progress);
     let mut staged = Vec::new();
     let assigned = scope::assign(p, sel, &inc.groups);
+    let mut reads: Vec<_> = planned.reads.into_iter().collect();
     let mut first = Some(planned.ctx);
     let result = async {
         if let Some(ctx) = first.as_ref().filter(|_| !assigned.before.is_empty()) {
@@ -327,7 +328,10 @@ async fn run_phases(
                 )
                 .await
                 {
-                    Ok(pl) => pl.ctx,
+                    Ok(pl) => {
+                        reads.extend(pl.reads);
+                        pl.ctx
+                    }
                     Err(PlanError::Invalid(d)) => return Err(Stop::Invalid(d)),
                     Err(PlanError::Source(_, d)) => return Err(Stop::Failed(d)),
                 },
@@ -381,6 +385,7 @@ async fn run_phases(
     }
     .await;
     progress.clear();
+    sources::add_rows_read(&reads, out);
     badrows::report(p, out);
     result
 }

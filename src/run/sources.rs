@@ -2,6 +2,8 @@
 //! them, what reading them cost (for the summary), and the `after_commit` moves of their
 //! input files.
 
+use std::sync::Arc;
+
 use datafusion::prelude::SessionContext;
 
 use super::RunOutcome;
@@ -9,6 +11,7 @@ use super::report::{StepKind, StepReport, StepStatus};
 use crate::connector::BuildCx;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::Pipeline;
+use crate::plan::counting::ReadCount;
 use crate::sink::commit::Entry;
 
 /// With `--from-landed`: every source the run reads can be replayed.
@@ -59,6 +62,21 @@ pub(super) fn add_read_stats(p: &Pipeline, needed: &[String], run_id: &str, out:
             Some(d) => format!("{}; {d}", stats.detail),
             None => stats.detail,
         });
+    }
+}
+
+/// Puts the rows read from each source (its largest scan, over every plan of the run) into
+/// its summary step.
+pub(super) fn add_rows_read(reads: &[(String, Arc<ReadCount>)], out: &mut RunOutcome) {
+    for step in out.steps.iter_mut().filter(|s| s.kind == StepKind::Source) {
+        let rows = reads
+            .iter()
+            .filter(|(name, _)| *name == step.name)
+            .filter_map(|(_, count)| count.rows())
+            .max();
+        if rows.is_some() {
+            step.rows = rows;
+        }
     }
 }
 

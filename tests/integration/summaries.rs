@@ -85,3 +85,28 @@ fn a_backfill_ends_with_one_rollup_naming_the_failed_dates() {
         .expect_code(0);
     assert!(!run.stdout.contains("backfill"), "{}", run.stdout);
 }
+
+#[test]
+fn the_summary_shows_rows_read_per_source_once_however_many_read_it() {
+    let f = Fixture::new();
+    f.file("a.csv", "id,x\n1,a\n2,b\n3,c\n4,d\n5,e\n");
+    f.file("b.json", "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 9}\n");
+    f.file(
+        "p.yaml",
+        "sources:\n  a: { type: csv, path: a.csv }\n  b: { type: json, path: b.json }\ntransforms:\n  j: { sql: \"select a.id, x from a join b on a.id = b.id\" }\nsinks:\n  o1: { from: j, type: csv, path: out/j.csv }\n  o2: { from: a, type: csv, path: out/a.csv }\n  o3: { from: a, type: parquet, path: out/a.parquet }\n",
+    );
+    let run = etl_env(f.path(), &["run", "p.yaml"], &[("COLUMNS", "200")]).expect_code(0);
+    let rows_of = |name: &str| -> Option<String> {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("│ {name} ")) && l.contains("source"))
+            .and_then(|l| l.split('┆').nth(3))
+            .map(|c| c.trim().to_string())
+    };
+    // `a` is read by the join and two sinks: its rows are counted once, not three times.
+    assert_eq!(rows_of("a").as_deref(), Some("5"), "{}", run.stdout);
+    assert_eq!(rows_of("b").as_deref(), Some("3"), "{}", run.stdout);
+    let mut joined = read_csv(&f.path().join("out/j.csv"), &["id"]);
+    joined.sort();
+    assert_eq!(joined, [["1"], ["2"]]);
+}
