@@ -127,15 +127,7 @@ impl Loaded {
     /// Every name declared under `section` in the file, including entries that did not
     /// deserialize (so references to them are not reported a second time).
     pub fn declared(&self, section: &str) -> Vec<String> {
-        self.root
-            .get(section)
-            .and_then(Node::as_map)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, _)| k.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        section_names(&self.root, section)
     }
 
     /// True when the value at a YAML path is a template that failed to render.

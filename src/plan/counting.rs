@@ -33,19 +33,29 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 /// The rows of one scan.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Scan {
+    source: Arc<str>,
     rows: AtomicU64,
     ran: AtomicBool,
 }
 
 /// The scans of one source.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadCount {
+    source: Arc<str>,
     scans: Mutex<Vec<Arc<Scan>>>,
 }
 
 impl ReadCount {
+    /// No scan yet of the source `source`.
+    pub fn new(source: &str) -> Self {
+        Self {
+            source: source.into(),
+            scans: Mutex::default(),
+        }
+    }
+
     /// The rows of the largest scan that ran; `None` when none ran (nothing was read, or a
     /// count came from statistics).
     pub fn rows(&self) -> Option<u64> {
@@ -58,7 +68,11 @@ impl ReadCount {
     }
 
     fn new_scan(&self) -> Arc<Scan> {
-        let scan = Arc::new(Scan::default());
+        let scan = Arc::new(Scan {
+            source: self.source.clone(),
+            rows: AtomicU64::new(0),
+            ran: AtomicBool::new(false),
+        });
         if let Ok(mut scans) = self.scans.lock() {
             scans.push(scan.clone());
         }
@@ -138,7 +152,11 @@ impl CountingExec {
 
 impl DisplayAs for CountingExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingExec")
+        write!(
+            f,
+            "CountingExec: rows read from source `{}`",
+            self.scan.source
+        )
     }
 }
 

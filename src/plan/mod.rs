@@ -206,7 +206,7 @@ async fn register_source(
     match built {
         Ok(crate::connector::Built { table, bad_rows }) => {
             planned.bad_rows.extend(bad_rows);
-            let reads = Arc::new(counting::ReadCount::default());
+            let reads = Arc::new(counting::ReadCount::new(&src.name));
             planned.reads.insert(src.name.clone(), reads.clone());
             let table: Arc<dyn datafusion::catalog::TableProvider> =
                 Arc::new(counting::CountedTable::new(table, reads));

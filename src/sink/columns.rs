@@ -37,12 +37,16 @@ fn in_microseconds(t: &DataType) -> Option<DataType> {
 
 /// Casts nanosecond timestamps to microseconds, the unit every Parquet reader takes.
 pub fn timestamps_in_microseconds(df: DataFrame) -> Result<DataFrame, DataFusionError> {
-    if !df
-        .schema()
-        .fields()
-        .iter()
-        .any(|f| in_microseconds(f.data_type()).is_some())
-    {
+    cast_columns(df, |f| in_microseconds(f.data_type()))
+}
+
+/// Casts the columns for which `to` gives a type to that type (keeping their names); the
+/// frame as it is when there are none.
+pub fn cast_columns(
+    df: DataFrame,
+    to: impl Fn(&Field) -> Option<DataType>,
+) -> Result<DataFrame, DataFusionError> {
+    if !df.schema().fields().iter().any(|f| to(f).is_some()) {
         return Ok(df);
     }
     let exprs: Vec<Expr> = df
@@ -50,7 +54,7 @@ pub fn timestamps_in_microseconds(df: DataFrame) -> Result<DataFrame, DataFusion
         .iter()
         .map(|(qualifier, f)| {
             let column = Expr::Column(Column::from((qualifier, f)));
-            match in_microseconds(f.data_type()) {
+            match to(f) {
                 Some(t) => cast(column, t).alias(f.name()),
                 None => column,
             }

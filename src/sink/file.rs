@@ -10,13 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::Column;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -549,25 +547,11 @@ fn partition_values_as_text(
     df: DataFrame,
     partition_by: &[String],
 ) -> Result<DataFrame, datafusion::error::DataFusionError> {
-    let as_text = |f: &Field| {
-        partition_by.contains(f.name()) && partition_value(f.data_type()) == PartitionValue::AsText
-    };
-    if !df.schema().fields().iter().any(|f| as_text(f)) {
-        return Ok(df);
-    }
-    let exprs: Vec<Expr> = df
-        .schema()
-        .iter()
-        .map(|(qualifier, f)| {
-            let column = Expr::Column(Column::from((qualifier, f)));
-            if as_text(f) {
-                cast(column, DataType::Utf8).alias(f.name())
-            } else {
-                column
-            }
-        })
-        .collect();
-    df.select(exprs)
+    super::columns::cast_columns(df, |f| {
+        (partition_by.contains(f.name())
+            && partition_value(f.data_type()) == PartitionValue::AsText)
+            .then_some(DataType::Utf8)
+    })
 }
 
 /// Writes a sink's rows to its staging place. Returns what to commit.

@@ -136,22 +136,11 @@ pub fn sql_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::NaiveDate;
     use minijinja::value::Value;
 
     use super::sql_name;
-    use crate::template::{EnvMode, Globals, Relations, Templater};
-
-    fn templater() -> Templater {
-        Templater::new(
-            &Globals {
-                ds: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-                run_id: "r1".into(),
-                pipeline_name: "p".into(),
-            },
-            EnvMode::Strict,
-        )
-    }
+    use crate::template::Relations;
+    use crate::template::tests::templater;
 
     #[test]
     fn dbt_functions_resolve_names_and_vars() {
