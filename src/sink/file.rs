@@ -576,7 +576,7 @@ async fn write<O: FileSinkOptions>(
     let staging = staging_location(pipeline, sink, run_id);
     let local = !crate::validate::is_url(&staging);
     if let Some(parent) = std::path::Path::new(&staging).parent().filter(|_| local) {
-        std::fs::create_dir_all(parent).map_err(|e| SinkError::Commit {
+        super::local::create_parents(parent).map_err(|e| SinkError::Commit {
             name: sink.name.clone(),
             path: sink.location.clone(),
             reason: e.to_string(),

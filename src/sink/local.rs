@@ -12,7 +12,8 @@
 //! folders too, so an append is as atomic as an overwrite.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::manifest::{MANIFEST, Manifest, file_manifest_path, local_files, read_local};
 
@@ -191,6 +192,39 @@ pub fn roll_back(staging: &Path, target: &Path, aside: &Path) -> io::Result<()> 
     remove_path(staging)
 }
 
+/// The folders this process created to stage output in, so that a run that fails takes
+/// them back (a failed first run leaves no empty `out/` behind).
+static CREATED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Creates `dir` and its missing parents, remembering the ones it created.
+pub fn create_parents(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    CREATED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(missing);
+    Ok(())
+}
+
+/// Removes the folders above `staging` that this process created, deepest first, as long
+/// as they are empty (a folder holding anything, another sink's output included, stays).
+pub fn remove_created_parents(staging: &Path) {
+    let created = CREATED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut at = staging.parent();
+    while let Some(d) = at.filter(|d| created.iter().any(|c| c == d)) {
+        match std::fs::remove_dir(d) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return,
+            _ => at = d.parent(),
+        }
+    }
+}
+
 /// Removes a file or folder if it exists.
 pub fn remove_path(p: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(p) {
@@ -204,6 +238,26 @@ pub fn remove_path(p: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_empty_folders_this_process_created_are_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        std::fs::create_dir(&kept).unwrap();
+        let staging = kept.join("a/b/.o.csv.etl-tmp");
+        create_parents(staging.parent().unwrap()).unwrap();
+        std::fs::write(kept.join("a/other.txt"), b"x").unwrap();
+        remove_created_parents(&staging);
+        assert!(!kept.join("a/b").exists(), "created and empty: removed");
+        assert!(
+            kept.join("a/other.txt").exists(),
+            "a folder holding a file stays"
+        );
+        std::fs::remove_file(kept.join("a/other.txt")).unwrap();
+        remove_created_parents(&staging);
+        assert!(!kept.join("a").exists());
+        assert!(kept.exists(), "a folder that was there before stays");
+    }
 
     #[test]
     fn exchange_swaps_two_folders() {

@@ -280,7 +280,9 @@ pub async fn remove_staging(ctx: &SessionContext, staging: &str) {
             .await
             .map_err(|e| e.to_string())
     } else {
-        local::remove_path(Path::new(staging)).map_err(|e| e.to_string())
+        local::remove_path(Path::new(staging))
+            .map(|()| local::remove_created_parents(Path::new(staging)))
+            .map_err(|e| e.to_string())
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot remove a staging place; the next run removes it");
