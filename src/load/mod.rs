@@ -63,7 +63,13 @@ pub enum ReadError {
 /// Reads a text file the pipeline names, refusing special files (`/dev/zero`, a FIFO) and
 /// files larger than [`MAX_FILE_BYTES`].
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    let file = std::fs::File::open(path)?;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    // Opening a FIFO for reading waits for a writer; without blocking it opens at once and
+    // is refused below as not a file. (On a regular file the flag changes nothing.)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let file = open.open(path)?;
     if !file.metadata()?.is_file() {
         return Err(ReadError::NotAFile);
     }

@@ -56,7 +56,9 @@ pub fn find_pipelines(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn looks_like_pipeline(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // Through the loader's reader: a FIFO or a huge file named `*.yaml` is passed over,
+    // not waited on or read whole.
+    let Ok(text) = crate::load::read_text(path) else {
         return false;
     };
     let Ok(root) = yaml::parse(&text) else {

@@ -336,3 +336,33 @@ fn out_of_range_command_line_values_are_usage_errors() {
         assert!(outcome.stderr.contains(value), "{}", outcome.stderr);
     }
 }
+
+#[test]
+fn a_fifo_named_like_a_pipeline_is_refused_at_once_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("d/p.yaml");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::write(
+        dir.path().join("d/ok.yaml"),
+        "sources:\n  s: { type: inline, rows: [{ a: 1 }] }\n",
+    )
+    .unwrap();
+    // Opening a FIFO for reading waits for a writer: both must answer instead.
+    for args in [["validate", "d/p.yaml"], ["test", "d"]] {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = run_etl(dir.path(), &args, CASE_TIMEOUT);
+        assert!(!out.timed_out, "etl {args:?} hung on a FIFO");
+        if args[0] == "validate" {
+            assert_eq!(out.code, Some(2), "{}", out.stderr);
+            assert!(
+                out.stderr.contains("cannot read the pipeline file"),
+                "{}",
+                out.stderr
+            );
+        } else {
+            assert!(!out.stderr.contains("p.yaml"), "{}", out.stderr);
+        }
+    }
+}
