@@ -23,14 +23,8 @@ from pathlib import Path
 
 import duckdb
 
-SALES_COLUMNS = {
-    "rowid": "BIGINT",
-    "ts": "TIMESTAMP",
-    "customer_id": "INTEGER",
-    "product_id": "INTEGER",
-    "quantity": "INTEGER",
-    "price": "DECIMAL(10,2)",
-}
+from generate import SALES_COLUMNS  # bench/generate.py, beside this file
+
 PRODUCTS_COLUMNS = {"product_id": "INTEGER", "name": "VARCHAR", "category": "VARCHAR"}
 CUSTOMERS_COLUMNS = {"customer_id": "INTEGER", "name": "VARCHAR", "country": "VARCHAR"}
 

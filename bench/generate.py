@@ -47,6 +47,16 @@ N_PRODUCTS = 5_000
 N_CUSTOMERS = 100_000
 YEAR = 2024
 
+# The SQL types of sales.csv's columns, as the DuckDB and PostgreSQL workloads declare them.
+SALES_COLUMNS = {
+    "rowid": "BIGINT",
+    "ts": "TIMESTAMP",
+    "customer_id": "INTEGER",
+    "product_id": "INTEGER",
+    "quantity": "INTEGER",
+    "price": "DECIMAL(10,2)",
+}
+
 CATEGORIES = [
     "books", "music", "movies", "games", "toys", "electronics", "computers",
     "phones", "cameras", "home", "kitchen", "garden", "tools", "automotive",

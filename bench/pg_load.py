@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from run import (BENCH, REPO, RESULTS_MD, SECTION_RE, BenchError, etl_version, find_etl,
+from run import (BENCH, REPO, RESULTS_MD, SECTION_RE, BenchError, cli, etl_version, find_etl,
                  generate_data, log, machine_info, machine_str, rel, run_child)
 
 VENV = BENCH / ".venv-pg"
@@ -976,13 +976,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        log(f"benchmark failed: {e}")
-        sys.exit(1)
-    except subprocess.CalledProcessError as e:
-        log(f"benchmark failed: command exited with {e.returncode}: {' '.join(map(str, e.cmd))}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cli(main)

@@ -26,14 +26,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-SALES_COLUMNS = {
-    "rowid": "BIGINT",
-    "ts": "TIMESTAMP",
-    "customer_id": "INTEGER",
-    "product_id": "INTEGER",
-    "quantity": "INTEGER",
-    "price": "DECIMAL(10,2)",
-}
+from generate import SALES_COLUMNS  # bench/generate.py, beside this file
 
 # Checksums of a set of sales rows. The same expressions run in PostgreSQL on every loaded
 # table (bench/pg_load.py, CHECK_SQL); values are compared as exact integers/decimals.

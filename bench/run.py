@@ -583,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli(main) -> None:
+    """Runs a benchmark's `main` as a command: its return code, or 1 with the reason when a
+    step failed, or 130 on Ctrl-C."""
     try:
         sys.exit(main())
     except BenchError as e:
@@ -594,3 +596,7 @@ if __name__ == "__main__":
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    cli(main)
