@@ -108,7 +108,15 @@ fn pipeline_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut out = Vec::new();
     for a in args {
         if a.is_dir() {
-            let found = find_pipelines(a);
+            let found = find_pipelines(a).map_err(|limit| {
+                Diagnostic::error(format!(
+                    "more than {limit} files and folders below {}",
+                    a.display()
+                ))
+                .with_help(
+                    "name the folder that holds the pipelines, or the pipeline files themselves",
+                )
+            })?;
             if found.is_empty() {
                 return Err(Diagnostic::error(format!(
                     "no pipeline files below {}",

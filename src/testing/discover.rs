@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::source::file::MAX_LISTED_ENTRIES;
 use crate::spec::TestSpec;
 use crate::yaml::{self, Kind};
 
@@ -28,14 +29,26 @@ pub fn test_file_of(pipeline: &Path) -> Option<PathBuf> {
 /// Every pipeline file below `dir`, sorted: a `.yaml`/`.yml` file (not `*.test.yaml`) whose
 /// top level is a mapping with `sources`, `transforms` or `sinks`. Hidden folders and build
 /// output are skipped.
-pub fn find_pipelines(dir: &Path) -> Vec<PathBuf> {
+///
+/// Gives up past [`MAX_LISTED_ENTRIES`] files and folders (returning the count), as source
+/// listing does, so `etl test /` answers at once instead of walking the whole disk.
+pub fn find_pipelines(dir: &Path) -> Result<Vec<PathBuf>, usize> {
+    find_within(dir, MAX_LISTED_ENTRIES)
+}
+
+fn find_within(dir: &Path, limit: usize) -> Result<Vec<PathBuf>, usize> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0usize;
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
         for e in entries.flatten() {
+            seen += 1;
+            if seen > limit {
+                return Err(limit);
+            }
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
             let Ok(ft) = e.file_type() else { continue };
@@ -52,7 +65,7 @@ pub fn find_pipelines(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 fn looks_like_pipeline(path: &Path) -> bool {
@@ -142,5 +155,23 @@ pub fn load_test_file(file: &Path) -> Result<IndexMap<String, TestSpec>, Diagnos
         Err(diags)
     } else {
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelines_are_found_below_a_folder_within_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/.hidden")).unwrap();
+        std::fs::write(dir.path().join("a/p.yaml"), "sinks: {}\n").unwrap();
+        std::fs::write(dir.path().join("a/p.test.yaml"), "tests: {}\n").unwrap();
+        std::fs::write(dir.path().join("a/.hidden/q.yaml"), "sinks: {}\n").unwrap();
+        std::fs::write(dir.path().join("notes.yaml"), "title: x\n").unwrap();
+        let found = find_within(dir.path(), 100).unwrap();
+        assert_eq!(found, [dir.path().join("a/p.yaml")]);
+        assert_eq!(find_within(dir.path(), 3), Err(3));
     }
 }
